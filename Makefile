@@ -1,0 +1,35 @@
+# Two commands: `make run` serves the main job, `make test` passes every test.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PORT ?= 5000
+export PORT
+
+.PHONY: run test install install-test peer bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+tests/peer/node_modules/.package-lock.json: tests/peer/package-lock.json
+	npm ci --prefix tests/peer --no-audit --no-fund
+	touch $@
+
+peer: tests/peer/node_modules/.package-lock.json
+
+run: install
+	$(VENV)/bin/wasl init
+	$(VENV)/bin/wasl serve --port $(PORT)
+
+test: install peer
+	$(VENV)/bin/pytest
+
+bench: install peer
+	$(PY) bench/replication.py
+
+clean:
+	rm -rf $(VENV) tests/peer/node_modules bench/peer/node_modules

@@ -1,0 +1,52 @@
+"""The Wasl server: an application factory in the flaskr shape."""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from models import db
+
+
+def _secret_key(instance_path: str) -> str:
+    """A per-installation secret kept in the instance folder, never in the repository."""
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path) as f:
+            return f.read().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    with open(path) as f:  # read back: a concurrent worker may have raced us
+        return f.read().strip()
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure an instance of the Wasl server."""
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=os.environ.get("WASL_INSTANCE") or None)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(
+        SQLALCHEMY_DATABASE_URI=os.environ.get("WASL_DATABASE_URL")
+        or "sqlite:///" + os.path.join(app.instance_path, "wasl.sqlite"),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        WASL_ADMIN_PASSWORD=os.environ.get("WASL_ADMIN_PASSWORD"),
+        MAX_CONTENT_LENGTH=int(os.environ.get("WASL_MAX_REQUEST_BYTES", 64 * 1024 * 1024)),
+        WASL_DEFAULT_DB="wasl",
+    )
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+    else:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = os.environ.get("WASL_SECRET_KEY") or _secret_key(app.instance_path)
+    db.init_app(app)
+    from . import errors
+    errors.init_app(app)
+    from .couch import bp as couch_bp
+    app.register_blueprint(couch_bp)
+    return app

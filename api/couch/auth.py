@@ -1,0 +1,96 @@
+"""Who is calling: Basic auth, or CouchDB's ``AuthSession`` cookie from ``POST /_session``.
+
+Argon2id makes a password check cost tens of milliseconds, too much for every request of
+a replication; a verified (name, password) pair is remembered for a few minutes, keyed
+by a keyed hash so the cache never holds a password.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+
+from flask import current_app, request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from crypto import verify_password
+from models import User, db
+
+COOKIE = "AuthSession"
+SESSION_SECONDS = 12 * 3600
+CACHE_SECONDS = 300
+
+_verified: dict[str, tuple[str, float]] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class UserCtx:
+    name: str
+    roles: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "roles": list(self.roles)}
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="couch-session")
+
+
+def check_password(name: str, password: str) -> UserCtx | None:
+    """Return the user if ``name``/``password`` are right and the account is enabled."""
+    user = db.session.scalar(select(User).where(User.name == name))
+    if user is None or user.disabled:
+        return None
+    key = hmac.new(current_app.config["SECRET_KEY"].encode(), f"{name}\0{password}".encode(),
+                   hashlib.sha256).hexdigest()
+    with _lock:
+        hit = _verified.get(key)
+    if hit is None or hit[0] != user.password_hash or hit[1] < time.monotonic():
+        if not verify_password(password, user.password_hash):
+            return None
+        with _lock:
+            if len(_verified) > 10000:
+                _verified.clear()
+            _verified[key] = (user.password_hash, time.monotonic() + CACHE_SECONDS)
+    return UserCtx(user.name, tuple(user.roles or ()))
+
+
+def session_cookie(user: UserCtx) -> str:
+    return _serializer().dumps(user.name)
+
+
+def _from_cookie() -> UserCtx | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    try:
+        name = _serializer().loads(token, max_age=SESSION_SECONDS)
+    except BadSignature:
+        return None
+    user = db.session.scalar(select(User).where(User.name == name))
+    if user is None or user.disabled:
+        return None
+    return UserCtx(user.name, tuple(user.roles or ()))
+
+
+def _from_basic() -> UserCtx | None:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    return check_password(name, password) if sep else None
+
+
+def current_user() -> UserCtx | None:
+    """The caller, from Basic auth first (as CouchDB does), then the session cookie."""
+    return _from_basic() or _from_cookie()

@@ -1,0 +1,105 @@
+"""``GET|POST /db/_changes``: normal, longpoll and continuous feeds."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, current_app, request, stream_with_context
+
+from sync.changes import ChangesQuery, current_seq, parse_since, read_changes, wait_for_change
+from sync.errors import BadRequest, NotFound
+
+from .params import json_body, qbool, qint, qjson, send
+
+DEFAULT_TIMEOUT_MS = 60000
+MAX_TIMEOUT_MS = 3600000
+
+
+def _doc_ids() -> tuple[str, ...] | None:
+    flt = request.args.get("filter")
+    if flt is None:
+        return None
+    if flt != "_doc_ids":
+        # Server-side JavaScript filters and views are not run here (see docs/protocol.md).
+        raise NotFound("missing json key: filters" if "/" in flt else f"filter {flt} not supported")
+    ids: Any = qjson("doc_ids")
+    if request.method == "POST":
+        ids = json_body(require_type=False).get("doc_ids", ids)
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequest("`doc_ids` filter parameter is not a list of doc ids.")
+    return tuple(ids)
+
+
+def _query(since: int) -> ChangesQuery:
+    limit = qint("limit", None, minimum=0)
+    style = request.args.get("style", "main_only")
+    if style not in ("main_only", "all_docs"):
+        raise BadRequest("Invalid `style` parameter")
+    return ChangesQuery(since=since, limit=limit, descending=qbool("descending"),
+                        all_docs=style == "all_docs", include_docs=qbool("include_docs"),
+                        conflicts=qbool("conflicts"), attachments=qbool("attachments"),
+                        doc_ids=_doc_ids(), seq_interval=qint("seq_interval", None, minimum=1))
+
+
+def changes(db_name: str) -> Response:
+    """Serve the change feed; longpoll waits, continuous streams rows until ``timeout``."""
+    if request.method == "POST" and request.get_data() and not isinstance(
+            json_body(require_type=False), dict):
+        raise BadRequest("Request body must be a JSON object")
+    feed = request.args.get("feed", "normal")
+    if feed not in ("normal", "longpoll", "continuous", "eventsource"):
+        raise BadRequest("Supported `feed` types: normal, continuous, longpoll, eventsource")
+    since = parse_since(request.args.get("since"), current_seq(db_name))
+    query = _query(since)
+    if query.limit == 0 and feed == "normal":
+        rows, last_seq, pending = [], since, max(0, current_seq(db_name) - since)
+        return send({"results": rows, "last_seq": last_seq, "pending": pending})
+    rows, last_seq, pending = read_changes(db_name, query)
+    if feed == "normal" or (rows and feed == "longpoll"):
+        return send({"results": rows, "last_seq": last_seq, "pending": pending})
+    timeout = min(qint("timeout", DEFAULT_TIMEOUT_MS) or 0, MAX_TIMEOUT_MS) / 1000
+    heartbeat_ms = qint("heartbeat", None) if request.args.get("heartbeat") != "true" else 60000
+    heartbeat = (heartbeat_ms / 1000) if heartbeat_ms else None
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    stream = _longpoll if feed == "longpoll" else _continuous
+    body = stream(app, db_name, query, rows, last_seq, timeout, heartbeat)
+    return Response(stream_with_context(body), mimetype="application/json")
+
+
+def _longpoll(app: Any, db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
+              timeout: float, heartbeat: float | None) -> Iterator[str]:
+    for ready in wait_for_change(db_name, query.since, timeout, heartbeat):
+        if not ready:
+            yield "\n"
+            continue
+        rows, last_seq, pending = read_changes(db_name, query)
+        yield json.dumps({"results": rows, "last_seq": last_seq, "pending": pending}) + "\n"
+        return
+    yield json.dumps({"results": [], "last_seq": max(last_seq, query.since), "pending": 0}) + "\n"
+
+
+def _continuous(app: Any, db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
+                timeout: float, heartbeat: float | None) -> Iterator[str]:
+    """One row per line; ``{"last_seq": S}`` when the timeout ends the feed."""
+    sent = 0
+    since = query.since
+    while True:
+        for row in rows:
+            yield json.dumps(row) + "\n"
+        sent += len(rows)
+        since = last_seq if rows else since
+        if query.limit is not None and sent >= query.limit:
+            break
+        woke = False
+        for ready in wait_for_change(db_name, since, timeout, heartbeat):
+            if ready:
+                woke = True
+                break
+            yield "\n"
+        if not woke:
+            break
+        remaining = None if query.limit is None else query.limit - sent
+        query = ChangesQuery(**{**query.__dict__, "since": since, "limit": remaining})
+        rows, last_seq, _ = read_changes(db_name, query)
+    yield json.dumps({"last_seq": max(last_seq, since)}) + "\n"

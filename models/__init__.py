@@ -1,0 +1,49 @@
+"""SQL models. ``db`` is the one Flask-SQLAlchemy handle; tables live in submodules."""
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+from flask_sqlalchemy import SQLAlchemy  # noqa: E402
+
+db = SQLAlchemy(model_class=Base)
+
+from .couch import Attachment, Database, Document, LocalDoc, Revision  # noqa: E402
+from .server import Setting, User  # noqa: E402
+
+__all__ = ["Attachment", "Base", "Database", "Document", "LocalDoc", "Revision", "Setting", "User",
+           "db", "init_db"]
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):  # type: ignore[no-untyped-def]
+    """WAL and a busy timeout let readers run beside one writer; autocommit off is ours to drive."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        # pysqlite's own transaction handling issues BEGIN lazily and never before a
+        # SELECT; we take control (SQLAlchemy's recommended recipe) so BEGIN is explicit.
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN")
+
+
+def init_db() -> None:
+    """Create the tables, the server uuid and the admin account (idempotent)."""
+    from .server import ensure_server_identity
+    db.create_all()
+    ensure_server_identity()

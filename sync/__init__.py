@@ -1,0 +1,23 @@
+"""Replication engine: CouchDB revision trees, the change feed and the document store.
+
+Pure modules (no Flask, no database, no I/O) - they can be read and tested alone:
+
+- ``sync.errors``   the CouchError hierarchy with CouchDB's wire strings
+- ``sync.revs``     revision ids: parse, format, CouchDB's deterministic rev hash
+- ``sync.revtree``  queries over a revision tree (winner, leaves, conflicts, paths)
+- ``sync.merge``    merging a revision path into a tree, and stemming
+
+Modules over the database (SQLAlchemy models, no Flask request globals):
+
+- ``sync.store``    databases, documents, attachments, _local docs, the change feed
+
+Revision tree format (the same as pouchdb-merge, so the two can be read side by side)::
+
+    RevTree = list[RevPath]                 # several roots are possible after stemming
+    RevPath = {"pos": int, "ids": RevNode}  # pos = depth of the root node (>= 1)
+    RevNode = [hash: str, opts: dict, children: list[RevNode]]
+    opts    = {"status": "available" | "missing", "deleted": True (only when deleted)}
+
+"available" means the server holds that revision's body; "missing" that it knows the
+id only (an ancestor sent as part of ``_revisions``, or a body removed by compaction).
+"""

@@ -1,0 +1,205 @@
+"""Writing documents: replicated revisions (``new_edits=false``) and ordinary edits.
+
+Both paths build a linear revision path, merge it into the stored tree (sync.merge),
+keep the new leaf's body, and give the document the next sequence under the database
+lock (sync.store.write_lock). A revision the tree already holds is a no-op, never a
+conflict, so a re-sent batch changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from models import Document, Revision, db
+
+from .docs import Json, check_doc_id, dump_body, intake_attachments, md5_of, split_doc
+from .errors import BadRequest, Conflict, CouchError
+from .local import put_local_in_txn
+from .merge import merge
+from .revs import format_rev, new_rev_hash, parse_rev
+from .revtree import is_deleted, is_leaf, make_path, rev_ancestry, rev_exists, winning_rev
+from .store import WriteTxn, write_lock
+
+
+@dataclass
+class Batch:
+    """Documents of one write, loaded once, plus the revision bodies to insert."""
+
+    txn: WriteTxn
+    docs: dict[str, Document] = field(default_factory=dict)
+    bodies: list[tuple[Document, str, str, bool]] = field(default_factory=list)
+    stemmed: list[tuple[Document, list[str]]] = field(default_factory=list)
+
+    def load(self, doc_ids: list[str]) -> None:
+        ids = [i for i in set(doc_ids) if isinstance(i, str)]
+        for start in range(0, len(ids), 500):
+            rows = db.session.scalars(select(Document).where(
+                Document.database_id == self.txn.database.id, Document.doc_id.in_(ids[start:start + 500])))
+            self.docs.update({row.doc_id: row for row in rows})
+
+    def bodies_of(self, doc: Document | None, revs: list[str]) -> dict[str, Json]:
+        """Stored bodies of ``revs`` of ``doc`` (those we hold)."""
+        if doc is None or doc.id is None or not revs:
+            return {}
+        rows = db.session.execute(select(Revision.rev, Revision.body).where(
+            Revision.document_id == doc.id, Revision.rev.in_(revs)))
+        return {rev: json.loads(body) for rev, body in rows}
+
+    def graft(self, doc_id: str, path: dict[str, Any], rev: str, body: Json, deleted: bool) -> None:
+        """Merge ``path`` into the document's tree and queue the leaf body."""
+        doc = self.docs.get(doc_id)
+        tree = doc.rev_tree if doc is not None else []
+        result = merge(tree, path, self.txn.database.revs_limit)
+        text = dump_body(body)
+        if doc is None:
+            doc = Document(database_id=self.txn.database.id, doc_id=doc_id, seq=0)
+            db.session.add(doc)
+            self.docs[doc_id] = doc
+            was_live = None
+        else:
+            was_live = not doc.deleted
+        doc.rev_tree = result.tree
+        doc.winning_rev = winning_rev(result.tree)
+        doc.deleted = is_deleted(result.tree)
+        self.txn.bump(doc, was_live)
+        self.bodies.append((doc, rev, text, deleted))
+        if result.stemmed_revs:
+            self.stemmed.append((doc, list(result.stemmed_revs)))
+
+    def flush(self) -> None:
+        """Insert queued bodies in one statement and drop bodies of stemmed revisions."""
+        db.session.flush()
+        for doc, revs in self.stemmed:
+            db.session.execute(delete(Revision).where(Revision.document_id == doc.id, Revision.rev.in_(revs)))
+        if self.bodies:
+            db.session.execute(insert(Revision), [
+                {"document_id": doc.id, "rev": rev, "body": text, "deleted": deleted}
+                for doc, rev, text, deleted in self.bodies])
+
+
+def _revisions_of(doc: Json, pos: int, rev_hash: str) -> dict[str, Any]:
+    revisions = doc.get("_revisions")
+    if revisions is None:
+        return {"start": pos, "ids": [rev_hash]}
+    if (not isinstance(revisions, dict) or revisions.get("start") != pos
+            or not isinstance(revisions.get("ids"), list) or not revisions["ids"]
+            or revisions["ids"][0] != rev_hash):
+        raise BadRequest("_revisions do not match _rev")
+    return revisions
+
+
+def _stub_base(batch: Batch, doc_id: str, revisions: dict[str, Any]) -> Json:
+    """Attachments of the nearest stored ancestor on the incoming path (for stubs)."""
+    start, ids = revisions["start"], revisions["ids"]
+    revs = [format_rev(start - i, h) for i, h in enumerate(ids)][1:]
+    bodies = batch.bodies_of(batch.docs.get(doc_id), revs)
+    for rev in revs:
+        if rev in bodies:
+            return bodies[rev].get("_attachments") or {}
+    return {}
+
+
+def replicate_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None) -> None:
+    """Graft one replicated revision (``new_edits=false``)."""
+    doc_id = check_doc_id(doc.get("_id"))
+    if doc_id.startswith("_local/"):
+        put_local_in_txn(batch.txn, doc_id, doc, force=True)
+        return
+    rev = doc.get("_rev")
+    pos, rev_hash = parse_rev(rev)  # type: ignore[arg-type]
+    revisions = _revisions_of(doc, pos, rev_hash)
+    body, deleted, atts = split_doc(doc)
+    existing = batch.docs.get(doc_id)
+    if existing is not None and rev_exists(existing.rev_tree, rev):  # type: ignore[arg-type]
+        return
+    has_stub = any(isinstance(a, dict) and a.get("stub") for a in (atts or {}).values())
+    base = _stub_base(batch, doc_id, revisions) if has_stub else None
+    stored = intake_attachments(atts, new_pos=pos, replicated=True, base=base, follows=follows)
+    if stored:
+        body["_attachments"] = stored
+    opts = {"status": "available", **({"deleted": True} if deleted else {})}
+    batch.graft(doc_id, make_path(revisions, opts), rev, body, deleted)  # type: ignore[arg-type]
+
+
+def edit_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None) -> Json:
+    """Apply one ordinary edit (``new_edits=true``); return ``{"ok", "id", "rev"}``."""
+    raw_id = doc.get("_id")
+    doc_id = check_doc_id(raw_id) if raw_id is not None else uuid.uuid4().hex
+    if doc_id.startswith("_local/"):
+        return put_local_in_txn(batch.txn, doc_id, doc)
+    body, deleted, atts = split_doc(doc)
+    existing = batch.docs.get(doc_id)
+    rev = doc.get("_rev")
+    if rev is not None:
+        parent: tuple[int, str] | None = parse_rev(rev)
+        if existing is None or not is_leaf(existing.rev_tree, rev):
+            raise Conflict()
+    elif existing is not None and not existing.deleted:
+        raise Conflict()
+    else:
+        # Recreating a deleted document extends its deleted winner, as CouchDB does.
+        parent = parse_rev(existing.winning_rev) if existing is not None else None
+    parent_rev = format_rev(*parent) if parent else None
+    base_body = batch.bodies_of(existing, [parent_rev]).get(parent_rev, {}) if parent_rev else {}
+    new_pos = parent[0] + 1 if parent else 1
+    stored = intake_attachments(atts, new_pos=new_pos, replicated=False,
+                                base=base_body.get("_attachments"), follows=follows)
+    if stored:
+        body["_attachments"] = stored
+    att_keys = [(n, m["content_type"], md5_of(m)) for n, m in (stored or {}).items()]
+    new_hash = new_rev_hash(deleted, parent, {k: v for k, v in body.items() if k != "_attachments"},
+                            att_keys)  # type: ignore[arg-type]
+    ids = [new_hash] + ([parent[1]] if parent else [])
+    opts = {"status": "available", **({"deleted": True} if deleted else {})}
+    new_rev = format_rev(new_pos, new_hash)
+    batch.graft(doc_id, make_path({"start": new_pos, "ids": ids}, opts), new_rev, body, deleted)
+    return {"ok": True, "id": doc_id, "rev": new_rev}
+
+
+def _item(doc: object, exc: CouchError) -> Json:
+    item: Json = {"error": exc.error, "reason": exc.reason}
+    if isinstance(doc, dict):
+        if isinstance(doc.get("_id"), str):
+            item = {"id": doc["_id"], **({"rev": doc["_rev"]} if isinstance(doc.get("_rev"), str) else {}), **item}
+    return item
+
+
+def bulk_docs(db_name: str, docs: list[Any], new_edits: bool = True) -> list[Json]:
+    """``_bulk_docs``: per-document results; with new_edits=false only the failures."""
+    results: list[Json] = []
+    with write_lock(db_name) as txn:
+        batch = Batch(txn)
+        batch.load([d.get("_id") for d in docs if isinstance(d, dict)])
+        for doc in docs:
+            # Each step validates before it changes anything, so a refused document
+            # leaves no trace and the rest of the batch goes on.
+            try:
+                if not isinstance(doc, dict):
+                    raise BadRequest("Document must be a JSON object")
+                if new_edits:
+                    results.append(edit_one(batch, doc))
+                else:
+                    replicate_one(batch, doc)
+            except CouchError as exc:
+                results.append(_item(doc, exc))
+        batch.flush()
+    return results
+
+
+def put_doc(db_name: str, doc: Json, *, new_edits: bool = True,
+            follows: dict[str, bytes] | None = None) -> Json:
+    """Write one document; raise its error instead of returning it as an item."""
+    with write_lock(db_name) as txn:
+        batch = Batch(txn)
+        batch.load([doc.get("_id")])  # type: ignore[list-item]
+        if new_edits:
+            result = edit_one(batch, doc, follows)
+        else:
+            replicate_one(batch, doc, follows)
+            result = {"ok": True, "id": doc["_id"], "rev": doc["_rev"]}
+        batch.flush()
+    return result

@@ -1,0 +1,71 @@
+"""Shared fixtures: an app on a throwaway SQLite file, a test client, a live server."""
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.serving import make_server
+
+from api import create_app
+from models import init_db
+
+ADMIN = ("admin", "secret")
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"admin:secret").decode()}
+
+
+def make_app(database_url: str, **config: Any) -> Flask:
+    """Create an app on ``database_url`` with its tables and the admin account."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                      "WASL_ADMIN_PASSWORD": ADMIN[1], **config})
+    with app.app_context():
+        init_db()
+    return app
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    yield make_app(f"sqlite:///{tmp_path}/wasl.sqlite")
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client that signs every request in as the admin (Basic auth)."""
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = AUTH["Authorization"]
+    return c
+
+
+@pytest.fixture
+def anon(app: Flask) -> FlaskClient:
+    """A test client with no credentials."""
+    return app.test_client()
+
+
+def serve_in_thread(app: Flask) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port; yield its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """Base URL of the app served on loopback; the CouchDB root is ``<url>/couch``."""
+    yield from serve_in_thread(app)
+
+
+@pytest.fixture
+def couch_url(live_server: str) -> str:
+    """The CouchDB root with the admin's credentials in it, as PouchDB is given it."""
+    return live_server.replace("http://", f"http://{ADMIN[0]}:{ADMIN[1]}@") + "/couch"
