@@ -5,7 +5,8 @@ PIP := $(VENV)/bin/pip
 PORT ?= 5000
 export PORT
 
-.PHONY: run test install install-test peer bench clean
+.PHONY: run test install peer system bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,11 +22,17 @@ tests/peer/node_modules/.package-lock.json: tests/peer/package-lock.json
 
 peer: tests/peer/node_modules/.package-lock.json
 
+# Tests start throwaway PostgreSQL 15 clusters; Debian's package brings the binaries
+# and the `postgres` user they run as.
+system:
+	@test -x /usr/lib/postgresql/15/bin/initdb || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql-15; }
+
 run: install
 	$(VENV)/bin/wasl init
 	$(VENV)/bin/wasl serve --port $(PORT)
 
-test: install peer
+test: install peer system
 	$(VENV)/bin/pytest
 
 bench: install peer

@@ -15,6 +15,8 @@ from werkzeug.serving import make_server
 from api import create_app
 from models import init_db
 
+pytest_plugins = ["tests.pg"]
+
 ADMIN = ("admin", "secret")
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"admin:secret").decode()}
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, g, request
 
+from sync.docs import check_doc_id
 from sync.errors import MethodNotAllowed, NotFound, Unauthorized
 
 from . import changes, database, documents, server
@@ -67,10 +68,14 @@ def _route(segs: list[str]) -> tuple[View, tuple[str, ...]]:
         if len(rest) < 2:
             raise NotFound()
         doc_id, att = f"{rest[0]}/{rest[1]}", rest[2:]
+    elif rest[0].startswith(("_design/", "_local/")):
+        doc_id, att = rest[0], rest[1:]  # the slash came percent-encoded
     elif rest[0].startswith("_"):
-        if len(rest) > 1 or rest[0] not in DB_VIEWS:
-            raise NotFound()
-        return _pick(DB_VIEWS[rest[0]]), (db_name,)
+        if rest[0] in DB_VIEWS and len(rest) == 1:
+            return _pick(DB_VIEWS[rest[0]]), (db_name,)
+        if request.method in ("PUT", "POST"):
+            check_doc_id(rest[0])  # CouchDB's 400 for a reserved id
+        raise NotFound()
     else:
         doc_id, att = rest[0], rest[1:]
     if att:

@@ -60,13 +60,18 @@ async function countingFetch(url, options = {}) {
   const path = redact(url);
   const response = await pouchFetch(url, options);
   if (http.trace) http.log.push({method, url: path, status: response.status});
-  if (response.status >= 400 && http.errors.length < 50) {
+  if (response.status >= 400 && http.errors.length < 50 && !normalMiss(method, path, response.status)) {
     // clone() so PouchDB still reads the body; error bodies are small, so the tee cannot stall.
     const body = await response.clone().text().catch(() => '');
     const sent = typeof options.body === 'string' ? options.body.slice(0, 500) : undefined;
     http.errors.push({method, url: path, status: response.status, body: body.slice(0, 1000), sent});
   }
   return response;
+}
+
+/** A 404 PouchDB expects on every first run: the setup probe of a new db, or a checkpoint not written yet. */
+function normalMiss(method, url, status) {
+  return status === 404 && method === 'GET' && (/\/$/.test(url) || /\/_local\//.test(url));
 }
 
 function redact(url) {
