@@ -19,7 +19,8 @@
 //   {"op":"stop", "handle", "until"?}                    (wait for "until", cancel, return the replication result)
 //   {"op":"touch", "path", "text"?}                      write a file: a signal for the Python side
 //   {"op":"sleep", "ms"}                                 {"op":"merge", "fn", "args"}  (call pouchdb-merge.<fn>)
-// Any step may carry "as" (name its result), "may_fail" (record an error and go on), "timeout_ms".
+// Any step may carry "as" (name its result), "may_fail" (record the error, also as {"error"} under "as", and go
+// on), "timeout_ms".
 // Result: {"ok", "steps": [{"op","result"|"error","ms","requests","http"?}], "results": {as: result},
 //          "dbs": {local name: allDocs({include_docs, conflicts})}, "error"?, "http_errors": [...], "warnings"}
 // "trace": true adds each step's requests ({method, url, status}); "http_errors" lists failed requests with bodies.
@@ -337,6 +338,8 @@ async function main() {
       if (step.as && !step.background) output.results[step.as] = result;
     } catch (err) {
       record.error = errorJson(err);
+      // A tolerated failure is a result too: tests assert on it (e.g. get of a deleted doc -> 404 "deleted").
+      if (step.as && step.may_fail) output.results[step.as] = {error: record.error};
     }
     record.ms = Date.now() - started;
     record.requests = http.count - requestsBefore;
