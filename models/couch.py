@@ -7,11 +7,30 @@ its current update sequence, so the change feed is one indexed range scan over
 """
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint)
+import json
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from sync.treecodec import flatten, unflatten
 
 from . import db
+
+
+class RevTreeJSON(TypeDecorator[list[Any]]):
+    """A revision tree stored as flat JSON rows (sync.treecodec), safe at any depth."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(flatten(value), separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> list[Any] | None:
+        return None if value is None else unflatten(json.loads(value))
 
 
 class Database(db.Model):  # type: ignore[name-defined,misc]
@@ -32,7 +51,7 @@ class Document(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     database_id: Mapped[int] = mapped_column(ForeignKey("couch_database.id", ondelete="CASCADE"))
     doc_id: Mapped[str] = mapped_column(String(1024))
-    rev_tree: Mapped[list] = mapped_column(JSON)  # type: ignore[type-arg]
+    rev_tree: Mapped[list[Any]] = mapped_column(RevTreeJSON)
     winning_rev: Mapped[str] = mapped_column(String(300))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     seq: Mapped[int] = mapped_column(Integer)

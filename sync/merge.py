@@ -16,6 +16,9 @@ these deliberate differences:
   contains the root of a stemmed branch reconnects them into one tree, and no (pos, hash)
   is left twice in the result (pouchdb can leave such duplicates behind).
 * Node opts merge like couch_key_tree's value_pref: a held body ("available") always wins.
+* ``stem`` rebuilds the tree by merging the shortened root-to-leaf paths, as
+  couch_key_tree:repair_tree does. The result is pouchdb's, except where pouchdb would
+  leave one revision in two places: there the branches stay joined.
 
 Inputs are never mutated: both are copied first and only the copies are edited.
 """
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sync.revs import format_rev
-from sync.revtree import RevNode, RevPath, RevTree, copy_tree, root_to_leaf
+from sync.revtree import RevNode, RevPath, RevTree, copy_tree, root_to_leaf, traverse_rev_tree
 
 Conflicts = Literal["new_leaf", "new_branch", "internal_node"]
 # Ranked so that the most significant outcome of one merge is the one reported.
@@ -38,9 +41,11 @@ _INTERNAL, _NEW_LEAF, _NEW_BRANCH = range(3)
 class MergeResult:
     """The merged (and stemmed) tree, the revs stemming removed, and what the path added.
 
-    ``conflicts``: "new_leaf" (extended a leaf, or the tree was empty), "new_branch"
-    (added a sibling leaf or a new root: a conflict), "internal_node" (nothing new below:
-    the path was already known, or only filled in ancestors).
+    ``conflicts``, judged against the tree as it was: "new_branch" if a node that had
+    children gained one, or the path became a root of its own (a conflict was added);
+    else "new_leaf" if a leaf gained a child, or the tree was empty; else "internal_node"
+    (the path was known already, or only filled in ancestors). Exact for linear paths,
+    which is what ``sync.revtree.make_path`` builds.
     """
 
     tree: RevTree
@@ -82,7 +87,8 @@ def _merge_into(branches: RevTree, incoming: RevPath) -> tuple[RevTree, int]:
     grafted = _graft(kept, incoming)
     if grafted is not None:
         return kept, grafted if outcome is None else max(outcome, grafted)
-    # Shared nothing: a new root, which adds a leaf next to the existing ones.
+    # No branch holds the path's root: the path becomes a root. Unless it reconnected
+    # stemmed branches, its leaf is one more leaf beside the others: a conflict.
     return sorted(kept + [incoming], key=_root_order), _NEW_BRANCH if outcome is None else outcome
 
 
@@ -139,24 +145,26 @@ def _merge_opts(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
 
 
 def stem(tree: RevTree, depth: int) -> tuple[RevTree, list[str]]:
-    """Keep the newest ``depth`` revisions of every root-to-leaf path; return the dropped revs."""
+    """Keep the newest ``depth`` revisions of every root-to-leaf path; return the dropped revs.
+
+    A revision survives if it is among the newest ``depth`` of at least one path, so a
+    path can stay longer than ``depth`` where it shares revisions with a shorter branch.
+    """
     _check_depth(depth)
-    roots: dict[tuple[int, str], RevPath] = {}
+    result: RevTree = []
     cut: set[tuple[int, str]] = set()
     for path in root_to_leaf(tree):
         drop = max(len(path["ids"]) - depth, 0)
         cut.update((path["pos"] + i, rev_hash) for i, (rev_hash, _) in enumerate(path["ids"][:drop]))
-        start, ids = path["pos"] + drop, path["ids"][drop:]
-        chain = _chain(ids)
-        # Rebuild from the shortened paths, joining only paths that share their root,
-        # so that no root-to-leaf path grows back beyond depth (pouchdb's dontExpand).
-        if (start, ids[0][0]) in roots:
-            _merge_nodes(roots[start, ids[0][0]]["ids"], chain)
-        else:
-            roots[start, ids[0][0]] = {"pos": start, "ids": chain}
-    result = sorted(roots.values(), key=_root_order)
+        shortened = {"pos": path["pos"] + drop, "ids": _chain(path["ids"][drop:])}
+        # Rebuild by merging the shortened paths (couch_key_tree:repair_tree). An edge
+        # survives only inside some path's newest `depth` revisions, so branches split
+        # where pouchdb's stem splits them; but a revision kept by one path and cut to a
+        # root by another is joined, not duplicated (pouchdb would keep it twice).
+        result = _merge_into(result, shortened)[0] if result else [shortened]
+    result.sort(key=_root_order)
     # A revision cut from one path may survive in another (a shorter sibling branch).
-    kept = {(pos, rev_hash) for pos, rev_hash in _keys(result)}
+    kept = {(pos, rev_hash) for _, pos, rev_hash, _ in traverse_rev_tree(result)}
     return result, [format_rev(pos, rev_hash) for pos, rev_hash in sorted(cut - kept)]
 
 
@@ -166,17 +174,6 @@ def _chain(ids: list[tuple[str, dict[str, Any]]]) -> RevNode:
     for rev_hash, opts in reversed(ids[:-1]):
         node = [rev_hash, dict(opts), [node]]
     return node
-
-
-def _keys(tree: RevTree) -> list[tuple[int, str]]:
-    """Every (pos, hash) of a tree."""
-    keys = []
-    stack = [(path["pos"], path["ids"]) for path in tree]
-    while stack:
-        pos, node = stack.pop()
-        keys.append((pos, node[0]))
-        stack.extend((pos + 1, child) for child in node[2])
-    return keys
 
 
 def _root_order(path: RevPath) -> tuple[int, str]:

@@ -44,7 +44,8 @@ def run_peer(script: dict[str, Any], timeout: float = 120, check: bool = True) -
         proc = subprocess.run(["node", str(PEER_SCRIPT)], input=json.dumps(script), capture_output=True,
                               text=True, encoding="utf-8", timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"PouchDB peer timed out after {timeout} s\nstderr:\n{_text(exc.stderr)}") from None
+        raise AssertionError(f"PouchDB peer timed out after {timeout} s\n"
+                             f"stderr:\n{_text(exc.stderr)}") from None
     try:
         result: dict[str, Any] = json.loads(proc.stdout)
     except ValueError:

@@ -76,7 +76,8 @@ class Server:
 
     def all_docs(self, db: str) -> dict[str, dict[str, Any]]:
         """Map id -> doc of ``_all_docs?include_docs=true&conflicts=true``."""
-        return docs_by_id(self.call("GET", db, "_all_docs", params={"include_docs": "true", "conflicts": "true"}))
+        params = {"include_docs": "true", "conflicts": "true"}
+        return docs_by_id(self.call("GET", db, "_all_docs", params=params))
 
     def doc(self, db: str, doc_id: str, expect: int = 200, **params: str) -> Any:
         """GET one doc with query ``params``."""
@@ -84,7 +85,8 @@ class Server:
 
     def leaves(self, db: str, doc_id: str) -> dict[str, bool]:
         """Map leaf rev -> deleted, from ``?open_revs=all``."""
-        found = self.call("GET", db, doc_id, params={"open_revs": "all"}, headers={"Accept": "application/json"})
+        found = self.call("GET", db, doc_id, params={"open_revs": "all"},
+                          headers={"Accept": "application/json"})
         return {r["ok"]["_rev"]: bool(r["ok"].get("_deleted")) for r in found if "ok" in r}
 
     def info(self, db: str) -> Any:
@@ -100,7 +102,7 @@ def _peer() -> None:
 
 @pytest.fixture
 def couch_root(request: pytest.FixtureRequest) -> str:
-    """The CouchDB root with credentials: Wasl's live server, or WASL_PEER_SERVER to check these tests elsewhere."""
+    """The CouchDB root with credentials: Wasl's, or WASL_PEER_SERVER's (to try the tests elsewhere)."""
     external = os.environ.get("WASL_PEER_SERVER")
     if external:
         return external.rstrip("/")
@@ -173,6 +175,16 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def without_revpos(docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Drop attachment revpos: PouchDB's leveldb-core resets it to the doc's rev pos on each inline write."""
+    out = {}
+    for doc_id, doc in docs.items():
+        atts = {name: {k: v for k, v in att.items() if k != "revpos"}
+                for name, att in doc.get("_attachments", {}).items()}
+        out[doc_id] = {**doc, "_attachments": atts} if atts else doc
+    return out
+
+
 # ------------------------------------------------------------------------------------------------- tests
 @pytest.mark.parametrize("batch_size", [None, 2])
 @pytest.mark.parametrize("direction", DIRECTIONS)
@@ -208,8 +220,10 @@ def test_live_replication_picks_up_new_changes(server: Server, db: str, tmp_path
     remote = server.peer_url(db)
     signal = tmp_path / "live-started"
     until: list[dict[str, Any]] = [{"db": "local", "id": "late", "field": "v", "value": 2}]
-    steps: list[dict[str, Any]] = [
-        {"op": "put", "doc": {"_id": "local-first", "v": 1}} if mode == "sync" else {"op": "info"},
+    steps: list[dict[str, Any]] = []
+    if mode == "sync":
+        steps.append({"op": "put", "doc": {"_id": "local-first", "v": 1}})
+    steps += [
         {**replicate(mode, remote, options={"live": True}), "background": True, "as": "live"},
         # 'paused' with no error = caught up and parked in a longpoll: only now is the next write "new".
         {"op": "wait", "handle": "live", "event": "paused"},
@@ -223,12 +237,14 @@ def test_live_replication_picks_up_new_changes(server: Server, db: str, tmp_path
     steps.append({"op": "stop", "handle": "live", "until": until, "as": "live"})
 
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(run_peer, {"steps": steps, "step_timeout_ms": 60000})
+        future = pool.submit(run_peer, {"steps": steps, "step_timeout_ms": 60000, "trace": True})
         if writer == "python":
             deadline = time.monotonic() + 60
             while not signal.exists() and not future.done() and time.monotonic() < deadline:
                 time.sleep(0.02)
-            assert signal.exists(), "the live replication never reached 'paused'"
+            if not signal.exists():
+                future.result(timeout=120)  # surfaces the peer's own error, if it failed
+                pytest.fail("the live replication never reached 'paused'")
             server.put(db, {"_id": "late", "v": 2})
         result = future.result(timeout=120)
 
@@ -236,6 +252,9 @@ def test_live_replication_picks_up_new_changes(server: Server, db: str, tmp_path
     assert live["status"] == "cancelled" and live["ok"], live
     assert "paused_error" not in live, live
     assert totals(live)["doc_write_failures"] == 0
+    # The new doc came through the live phase: a longpoll on the server's _changes feed.
+    urls = [r["url"] for step in result["steps"] for r in step.get("http", [])]
+    assert any("/_changes?" in url and "feed=longpoll" in url for url in urls), urls
     on_server = server.all_docs(db)
     on_peer = docs_by_id(result["dbs"]["local"])
     expected = {"before", "late"} | ({"local-first", "early"} if mode == "sync" else set())
@@ -247,9 +266,11 @@ def test_live_replication_picks_up_new_changes(server: Server, db: str, tmp_path
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_deletion_replicates(server: Server, db: str, direction: str) -> None:
-    server.bulk_docs(db, [{"_id": "keep", "v": 1}, {"_id": "gone-on-peer", "v": 2}, {"_id": "gone-on-server", "v": 3}])
+    server.bulk_docs(db, [{"_id": "keep", "v": 1}, {"_id": "gone-on-peer", "v": 2},
+                          {"_id": "gone-on-server", "v": 3}])
     remote = server.peer_url(db)
-    deleted = {"push": ["gone-on-peer"], "pull": ["gone-on-server"], "sync": ["gone-on-peer", "gone-on-server"]}
+    deleted = {"push": ["gone-on-peer"], "pull": ["gone-on-server"],
+               "sync": ["gone-on-peer", "gone-on-server"]}
     steps: list[dict[str, Any]] = [replicate("pull", remote, name="initial")]
     for doc_id in deleted[direction]:
         # A deletion on the server goes through its own DELETE /db/id?rev= (PouchDB's http adapter).
@@ -267,7 +288,8 @@ def test_deletion_replicates(server: Server, db: str, direction: str) -> None:
     survivors = {"keep", "gone-on-peer", "gone-on-server"} - set(deleted[direction])
     assert set(on_server) == set(on_peer) == survivors
     assert on_server == on_peer
-    changes = {row["id"]: row for row in server.call("GET", db, "_changes", params={"style": "all_docs"})["results"]}
+    feed = server.call("GET", db, "_changes", params={"style": "all_docs"})
+    changes = {row["id"]: row for row in feed["results"]}
     for doc_id in deleted[direction]:
         rev = step_result(result, f"removed {doc_id}")["rev"]
         assert rev.startswith("2-")
@@ -291,7 +313,8 @@ CONCURRENT_CASES = {
 
 
 @pytest.mark.parametrize("case", CONCURRENT_CASES.values(), ids=list(CONCURRENT_CASES))
-def test_concurrent_offline_edits_same_winner(server: Server, db: str, case: tuple[int, bool, int, bool]) -> None:
+def test_concurrent_offline_edits_same_winner(server: Server, db: str,
+                                              case: tuple[int, bool, int, bool]) -> None:
     peer_edits, peer_deletes, server_edits, server_deletes = case
     base = {"_id": "shared", "v": 0}
     base_rev = server.put(db, base)
@@ -301,7 +324,8 @@ def test_concurrent_offline_edits_same_winner(server: Server, db: str, case: tup
         rev = server.put(db, {**base, "_rev": rev, "by": "server", "n": n})
     if server_deletes:
         server.call("DELETE", db, "shared", params={"rev": rev})
-    steps: list[dict[str, Any]] = [{"op": "bulkDocs", "docs": [{**base, "_rev": base_rev}], "new_edits": False}]
+    steps: list[dict[str, Any]] = [
+        {"op": "bulkDocs", "docs": [{**base, "_rev": base_rev}], "new_edits": False}]
     steps += [{"op": "update", "id": "shared", "set": {"by": "peer", "n": n}} for n in range(peer_edits)]
     if peer_deletes:
         steps.append({"op": "remove", "id": "shared"})
@@ -336,7 +360,7 @@ def rev_id(label: str) -> str:
 @pytest.mark.parametrize("direction", ["push", "pull"])
 def test_conflict_tree_travels_intact(server: Server, db: str, direction: str) -> None:
     a, b, c, d, e = (rev_id(x) for x in "abcde")
-    # 1-a -> 2-b -> 3-d (deleted), and 1-a -> 2-c; and 1-a -> 2-b -> 3-e: winner 3-e, conflict 2-c, deleted 3-d.
+    # 1-a -> 2-b -> 3-d (deleted); 1-a -> 2-c; 1-a -> 2-b -> 3-e. Winner 3-e, conflict 2-c, deleted 3-d.
     branches = [
         {"_id": "tree", "_rev": f"3-{d}", "_deleted": True, "_revisions": {"start": 3, "ids": [d, b, a]}},
         {"_id": "tree", "_rev": f"2-{c}", "v": "c", "_revisions": {"start": 2, "ids": [c, a]}},
@@ -366,13 +390,13 @@ def test_conflict_tree_travels_intact(server: Server, db: str, direction: str) -
 @pytest.mark.parametrize("direction", ["push", "pull"])
 def test_attachments_replicate(server: Server, db: str, direction: str) -> None:
     files = {"note.txt": ("text/plain", TEXT), "photos/front.png": ("image/png", BINARY)}
-    inline = {"_id": "inline", "kind": "inline",
-              "_attachments": {"a.bin": {"content_type": "application/octet-stream", "data": b64(BINARY[:100])}}}
+    inline = {"_id": "inline", "kind": "inline", "_attachments": {
+        "a.bin": {"content_type": "application/octet-stream", "data": b64(BINARY[:100])}}}
     steps: list[dict[str, Any]] = []
     if direction == "push":
         steps.append({"op": "bulkDocs", "docs": [inline]})
-        steps += [{"op": "putAttachment", "id": "withatt", "name": name, "data": b64(data), "content_type": ctype}
-                  for name, (ctype, data) in files.items()]
+        steps += [{"op": "putAttachment", "id": "withatt", "name": name, "data": b64(data),
+                   "content_type": ctype} for name, (ctype, data) in files.items()]
     else:
         rev = None
         for name, (ctype, data) in files.items():
@@ -388,8 +412,11 @@ def test_attachments_replicate(server: Server, db: str, direction: str) -> None:
     assert_replicated(step_result(result, "rep"))
     on_server = server.all_docs(db)
     on_peer = docs_by_id(result["dbs"]["local"])
-    assert on_server == on_peer
-    expected = {**{name: data for name, (_, data) in files.items()}}
+    assert without_revpos(on_server) == without_revpos(on_peer)
+    # Each attachment keeps the revpos of the rev that added it (note.txt: rev 1, the photo: rev 2).
+    assert {name: att["revpos"] for name, att in on_server["withatt"]["_attachments"].items()} == \
+        {"note.txt": 1, "photos/front.png": 2}
+    expected = {name: data for name, (_, data) in files.items()}
     full = step_result(result, "full")["_attachments"]
     for name, (ctype, data) in files.items():
         stub = on_server["withatt"]["_attachments"][name]

@@ -3,7 +3,7 @@
 // Script: {"steps": [...], "remotes": {alias: url}?, "step_timeout_ms": 60000?, "snapshot": [db refs]?,
 //          "snapshot_options": {...}?, "trace": false?}
 // A db ref is a local name (an in-memory PouchDB, created on first use), a remote alias, or an http(s) URL
-// (PouchDB's http adapter; credentials may sit in the URL). Steps ("db" defaults to "local"; "as" names a result):
+// (PouchDB's http adapter; credentials may sit in the URL). Steps ("db" defaults to "local"):
 //   {"op":"put", "db", "doc", "options"?}                {"op":"bulkDocs", "db", "docs", "new_edits"?: false}
 //   {"op":"remove", "db", "id", "rev"?}                  (rev defaults to the current winner)
 //   {"op":"update", "db", "id", "set": {...}, "rev"?}    (get the winner, assign "set", put)
@@ -15,15 +15,16 @@
 //       live runs need "until" ({"db","id","rev"?,"deleted"?,"field"?,"value"?}, or a list of them: poll
 //       until it holds, then cancel)
 //       or "background": true + "as": handle, then
-//   {"op":"wait", "handle", "event": "paused"|"active"}  (resolves at once if the last such event already came)
-//   {"op":"stop", "handle", "until"?}                    (wait for "until", cancel, return the replication result)
+//   {"op":"wait", "handle", "event": "paused"|"active"}  (at once if that was the last such event)
+//   {"op":"stop", "handle", "until"?}                    (wait for "until", cancel, return the result)
 //   {"op":"touch", "path", "text"?}                      write a file: a signal for the Python side
-//   {"op":"sleep", "ms"}                                 {"op":"merge", "fn", "args"}  (call pouchdb-merge.<fn>)
-// Any step may carry "as" (name its result), "may_fail" (record the error, also as {"error"} under "as", and go
-// on), "timeout_ms".
+//   {"op":"sleep", "ms"}                                 {"op":"merge", "fn", "args"}  (pouchdb-merge.<fn>)
+// Any step may carry "as" (name its result), "may_fail" (record the error, also as {"error"} under "as",
+// and go on), "timeout_ms".
 // Result: {"ok", "steps": [{"op","result"|"error","ms","requests","http"?}], "results": {as: result},
-//          "dbs": {local name: allDocs({include_docs, conflicts})}, "error"?, "http_errors": [...], "warnings"}
-// "trace": true adds each step's requests ({method, url, status}); "http_errors" lists failed requests with bodies.
+//          "dbs": {local name: allDocs({include_docs, conflicts})}, "error"?, "http_errors", "warnings"}
+// "trace": true adds each step's requests ({method, url, status}); "http_errors" lists failed requests
+// with their bodies (minus the 404s every first run makes).
 // A replication result is {ok, status, docs_read, docs_written, doc_write_failures, errors, last_seq, denied,
 // requests}; a sync result is {ok, status, denied, push: {...}, pull: {...}}.
 import {readFileSync, writeFileSync} from 'node:fs';
@@ -40,6 +41,7 @@ const pouchdbMerge = require('pouchdb-merge');
 const {fetch: pouchFetch} = createRequire(require.resolve('pouchdb-adapter-http'))('pouchdb-fetch');
 
 const DEFAULT_STEP_TIMEOUT_MS = 60000;
+const REPLICATION_OPS = new Set(['replicate', 'sync', 'stop']);
 const POLL_MS = 50;
 
 class StepError extends Error {
@@ -99,26 +101,33 @@ function db(ref = 'local') {
 }
 
 // ---------------------------------------------------------------- JSON
+/** The JSON face of an error: PouchDB's name/status/message/reason, plus a short stack for a crash. */
 function errorJson(err) {
   if (!err || typeof err !== 'object') return {name: 'error', message: String(err)};
   const out = {name: err.name, status: err.status, message: err.message};
-  for (const key of ['reason', 'error', 'id', 'docId', 'code']) {
-    if (err[key] !== undefined && key !== 'error') out[key] = err[key];
+  for (const key of ['reason', 'id', 'docId', 'code']) {
+    if (err[key] !== undefined) out[key] = err[key];
   }
-  if (err.error !== undefined && err.error !== true) out.error = err.error;
-  if (!out.status && !out.reason && err.stack) out.stack = String(err.stack).split('\n').slice(0, 4).join('\n');
+  // PouchError sets error=true; only a string (a server's "error" field) says something.
+  if (typeof err.error === 'string') out.error = err.error;
+  if (!out.status && !out.reason && err.stack) {
+    out.stack = String(err.stack).split('\n').slice(0, 4).join('\n');
+  }
   return out;
 }
 
 function replacer(key, value) {
   if (value instanceof Error) return errorJson(value);
   // Buffers (attachments read with binary:true) travel as base64, like CouchDB's inline attachments.
-  if (value && value.type === 'Buffer' && Array.isArray(value.data)) return Buffer.from(value.data).toString('base64');
+  if (value && value.type === 'Buffer' && Array.isArray(value.data)) {
+    return Buffer.from(value.data).toString('base64');
+  }
   return value;
 }
 
 // ---------------------------------------------------------------- replication
-const handles = new Map();
+const handles = new Map();  // background replications by name
+const started = [];  // every replication, cancelled at the end so node can exit
 
 function replicationSummary(res, denied, requests) {
   if (!res) return {ok: false, status: 'unknown', denied, requests};
@@ -134,11 +143,14 @@ function startReplication(step) {
   const source = db(step.source);
   const target = db(step.target);
   const options = step.options || {};
-  const rep = step.op === 'sync' ? PouchDB.sync(source, target, options) : PouchDB.replicate(source, target, options);
+  const rep = step.op === 'sync'
+    ? PouchDB.sync(source, target, options)
+    : PouchDB.replicate(source, target, options);
   const handle = {
-    op: step.op, rep, denied: {all: 0, push: 0, pull: 0}, events: {}, changes: 0, requestsAtStart: http.count,
+    op: step.op, rep, denied: {all: 0, push: 0, pull: 0}, events: {}, requestsAtStart: http.count,
     done: null, result: null, error: null,
   };
+  started.push(handle);
   rep.on('denied', () => { handle.denied.all += 1; });
   if (step.op === 'sync') {
     // The sync object re-emits both directions' events; count them per direction too.
@@ -208,7 +220,9 @@ async function waitUntil(until, handle) {
   for (;;) {
     if (await allMatch(conds)) return;
     if (handle && (handle.result || handle.error)) {
-      throw new StepError('replication_ended', `replication ended before ${JSON.stringify(until)} held`);
+      const why = handle.error ? `: ${handle.error.message}` : '';
+      const what = JSON.stringify(until);
+      throw new StepError('replication_ended', `replication ended before ${what} held${why}`);
     }
     await sleep(POLL_MS);
   }
@@ -271,14 +285,18 @@ const ops = {
   touch: (s) => { writeFileSync(s.path, s.text || ''); return {ok: true}; },
   sleep: async (s) => { await sleep(s.ms); return {ok: true}; },
   merge: (s) => {
-    if (typeof pouchdbMerge[s.fn] !== 'function') throw new StepError('bad_step', `pouchdb-merge has no ${s.fn}`);
+    if (typeof pouchdbMerge[s.fn] !== 'function') {
+      throw new StepError('bad_step', `pouchdb-merge has no ${s.fn}`);
+    }
     return pouchdbMerge[s.fn](...(s.args || []));
   },
 };
 
 function handleOf(step) {
   const handle = handles.get(step.handle);
-  if (!handle) throw new StepError('bad_step', `no background replication named ${JSON.stringify(step.handle)}`);
+  if (!handle) {
+    throw new StepError('bad_step', `no background replication named ${JSON.stringify(step.handle)}`);
+  }
   return handle;
 }
 
@@ -290,7 +308,9 @@ async function replicateStep(step) {
     return {started: true};
   }
   if (step.until) return stop(handle, step.until);
-  if (step.options && step.options.live) throw new StepError('bad_step', 'a live replication needs "until" or "background"');
+  if (step.options && step.options.live) {
+    throw new StepError('bad_step', 'a live replication needs "until" or "background"');
+  }
   await handle.done;
   return summarize(handle);
 }
@@ -299,7 +319,8 @@ async function runStep(step, timeoutMs, fn = ops[step.op]) {
   if (!fn) throw new StepError('bad_step', `unknown op ${JSON.stringify(step.op)}`);
   let timer;
   const timeout = new Promise((resolve, reject) => {
-    timer = setTimeout(() => reject(new StepError('timeout', `step timed out after ${timeoutMs} ms`)), timeoutMs);
+    const error = new StepError('timeout', `step timed out after ${timeoutMs} ms`);
+    timer = setTimeout(() => reject(error), timeoutMs);
   });
   try {
     return await Promise.race([Promise.resolve().then(() => fn(step)), timeout]);
@@ -308,10 +329,20 @@ async function runStep(step, timeoutMs, fn = ops[step.op]) {
   }
 }
 
+/** allDocs({include_docs, conflicts}) of a db, every live doc included.
+ *
+ * A plain allDocs() misses ids whose first UTF-8 byte is >= 0xC3 (e.g. Arabic or emoji ids) in PouchDB's
+ * leveldb-core adapters, memory included: sublevel-pouchdb bounds its key range with '\xff'. So list the
+ * ids from the changes feed and ask allDocs for exactly those keys. */
 async function snapshot(names, options) {
   const out = {};
   for (const name of names) {
-    out[name] = await db(name).allDocs({include_docs: true, conflicts: true, ...options});
+    const target = db(name);
+    const ids = (await target.changes({since: 0, style: 'all_docs'})).results.map((row) => row.id);
+    const res = await target.allDocs({include_docs: true, conflicts: true, ...options, keys: ids});
+    const rows = res.rows.filter((row) => !row.error && !(row.value && row.value.deleted));
+    rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    out[name] = {total_rows: rows.length, offset: 0, rows};
   }
   return out;
 }
@@ -336,6 +367,11 @@ async function main() {
       const result = await runStep(step, step.timeout_ms || timeoutMs);
       record.result = result;
       if (step.as && !step.background) output.results[step.as] = result;
+      // A replication that failed resolves rather than throws; it still fails the step.
+      if (REPLICATION_OPS.has(step.op) && result && result.ok === false) {
+        record.error = {name: 'replication_failed', message: `replication ended with status ${result.status}`,
+          cause: result.error};
+      }
     } catch (err) {
       record.error = errorJson(err);
       // A tolerated failure is a result too: tests assert on it (e.g. get of a deleted doc -> 404 "deleted").
@@ -351,11 +387,12 @@ async function main() {
       break;
     }
   }
-  // Cancel whatever is still live so the snapshot is stable and node can exit.
-  for (const handle of handles.values()) handle.rep.cancel();
+  // Cancel whatever still runs (live, or cut off by a timeout) so the snapshot is stable.
+  for (const handle of started) handle.rep.cancel();
   try {
     const names = script.snapshot || [...locals.keys()];
-    output.dbs = await runStep({op: 'snapshot'}, timeoutMs, () => snapshot(names, script.snapshot_options || {}));
+    const take = () => snapshot(names, script.snapshot_options || {});
+    output.dbs = await runStep({op: 'snapshot'}, timeoutMs, take);
   } catch (err) {
     output.ok = false;
     output.error = output.error || {...errorJson(err), op: 'snapshot'};

@@ -311,12 +311,12 @@ def test_make_path_rejects(revisions: Any, error: type[Exception], reason: str |
 
 # ---------------------------------------------------------------- purity and depth
 
+REV_QUERIES = (rev_exists, rev_status, is_leaf, leaves_under, rev_ancestry, revs_info, is_deleted)
 QUERIES = [
     lambda t: list(traverse_rev_tree(t)), collect_leaves, winning_rev, is_deleted, collect_conflicts,
     collect_deleted_conflicts, root_to_leaf, compact, copy_tree,
     lambda t: possible_ancestors(t, ["9-z"]),
-    *(lambda t, q=q: q(t, "3-c") for q in (rev_exists, rev_status, is_leaf, leaves_under, rev_ancestry,
-                                          revs_info, is_deleted)),
+    *(lambda t, q=q: q(t, "3-c") for q in REV_QUERIES),
 ]
 
 
