@@ -7,7 +7,6 @@ its current update sequence, so the change feed is one indexed range scan over
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
@@ -15,6 +14,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from sync import jsoncodec
 from sync.treecodec import flatten, unflatten
 
 from . import db
@@ -27,10 +27,10 @@ class RevTreeJSON(TypeDecorator[list[Any]]):
     cache_ok = True
 
     def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> str | None:
-        return None if value is None else json.dumps(flatten(value), separators=(",", ":"))
+        return None if value is None else jsoncodec.dumps(flatten(value))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> list[Any] | None:
-        return None if value is None else unflatten(json.loads(value))
+        return None if value is None else unflatten(jsoncodec.loads(value))
 
 
 class Database(db.Model):  # type: ignore[name-defined,misc]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
+from . import jsoncodec
 from .errors import BadRequest, DocValidation, MissingStub, NotFound
 from .store import md5_digest, store_blob
 
@@ -54,7 +54,7 @@ def split_doc(doc: Json) -> tuple[Json, bool, Json | None]:
 
 def dump_body(body: Json) -> str:
     """Serialise a body for storage; refuse text that is not valid Unicode."""
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    text = jsoncodec.dumps(body)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

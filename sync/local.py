@@ -5,13 +5,13 @@ They have no revision tree and no sequence, and never appear in ``_changes``,
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import select
 
 from models import LocalDoc, db
 
+from . import jsoncodec
 from .docs import Json, dump_body
 from .errors import BadRequest, Conflict, NotFound
 from .store import WriteTxn, get_database, write_lock
@@ -27,7 +27,7 @@ def get_local(db_name: str, doc_id: str) -> Json:
     row = _find(get_database(db_name).id, doc_id)
     if row is None:
         raise NotFound()
-    return {"_id": doc_id, "_rev": f"0-{row.rev}", **json.loads(row.body)}
+    return {"_id": doc_id, "_rev": f"0-{row.rev}", **jsoncodec.loads(row.body)}
 
 
 def _expected_rev(rev: Any) -> int | None:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy import select
 
 from models import Document, Revision, db
 
+from . import jsoncodec
 from .docs import Json
 from .errors import BadRequest, CouchError, NotFound
 from .revs import format_rev, parse_rev
@@ -53,7 +53,7 @@ def load_bodies(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Json]:
             Revision.document_id.in_(chunk), Revision.rev.in_(revs)))
         for pk, rev, body in rows:
             if rev in by_doc[pk]:
-                out[(pk, rev)] = json.loads(body)
+                out[(pk, rev)] = jsoncodec.loads(body)
     return out
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -76,22 +76,19 @@ def database_info(row: Database) -> dict[str, object]:
 
 @dataclass
 class WriteTxn:
-    """Bookkeeping for one locked write: the database row and what changed."""
+    """Bookkeeping for one locked write: the database row and its counters."""
 
     database: Database
-    touched: list[Document] = field(default_factory=list)
 
-    def bump(self, doc: Document, was_live: bool | None) -> None:
-        """Give ``doc`` the next sequence and keep the live/deleted counters right."""
+    def bump(self, now_live: bool, was_live: bool | None) -> int:
+        """Hand out the next sequence and keep the live/deleted counters right."""
         self.database.update_seq += 1
-        doc.seq = self.database.update_seq
-        now_live = not doc.deleted
         if was_live is not None:
             self.database.doc_count -= int(was_live)
             self.database.doc_del_count -= int(not was_live)
         self.database.doc_count += int(now_live)
         self.database.doc_del_count += int(not now_live)
-        self.touched.append(doc)
+        return self.database.update_seq
 
 
 @contextmanager

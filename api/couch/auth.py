@@ -1,8 +1,9 @@
 """Who is calling: Basic auth, or CouchDB's ``AuthSession`` cookie from ``POST /_session``.
 
 Argon2id makes a password check cost tens of milliseconds, too much for every request of
-a replication; a verified (name, password) pair is remembered for a few minutes, keyed
-by a keyed hash so the cache never holds a password.
+a replication; a verified (name, password) pair is remembered for a minute, keyed by a
+keyed hash so the cache never holds a password. A disabled account or a changed password
+therefore takes effect within ``CACHE_SECONDS``.
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from models import User, db
 
 COOKIE = "AuthSession"
 SESSION_SECONDS = 12 * 3600
-CACHE_SECONDS = 300
+CACHE_SECONDS = 60
 
-_verified: dict[str, tuple[str, float]] = {}
+_verified: dict[str, tuple[UserCtx, float]] = {}
 _lock = threading.Lock()
 
 
@@ -44,21 +45,21 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def check_password(name: str, password: str) -> UserCtx | None:
     """Return the user if ``name``/``password`` are right and the account is enabled."""
-    user = db.session.scalar(select(User).where(User.name == name))
-    if user is None or user.disabled:
-        return None
     key = hmac.new(current_app.config["SECRET_KEY"].encode(), f"{name}\0{password}".encode(),
                    hashlib.sha256).hexdigest()
     with _lock:
         hit = _verified.get(key)
-    if hit is None or hit[0] != user.password_hash or hit[1] < time.monotonic():
-        if not verify_password(password, user.password_hash):
-            return None
-        with _lock:
-            if len(_verified) > 10000:
-                _verified.clear()
-            _verified[key] = (user.password_hash, time.monotonic() + CACHE_SECONDS)
-    return UserCtx(user.name, tuple(user.roles or ()))
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    user = db.session.scalar(select(User).where(User.name == name))
+    if user is None or user.disabled or not verify_password(password, user.password_hash):
+        return None
+    ctx = UserCtx(user.name, tuple(user.roles or ()))
+    with _lock:
+        if len(_verified) > 10000:
+            _verified.clear()
+        _verified[key] = (ctx, time.monotonic() + CACHE_SECONDS)
+    return ctx
 
 
 def session_cookie(user: UserCtx) -> str:

@@ -1,0 +1,34 @@
+"""Fast JSON for the replication hot path: orjson, with the standard library behind it.
+
+orjson parses and writes several times faster, which matters for 100-document batches
+on every request. It refuses NaN, Infinity and lone surrogates, as CouchDB does. Where it
+cannot encode what it parsed (nesting beyond 255 levels, integers beyond 64 bits) the
+standard library takes over, so no valid document is refused for speed's sake.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+
+def loads(data: str | bytes) -> Any:
+    """Parse JSON; raise ``ValueError`` for anything that is not strict JSON."""
+    return orjson.loads(data)  # orjson.JSONDecodeError subclasses ValueError
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON text, non-ASCII kept as is."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:  # orjson.JSONEncodeError: too deep or an integer beyond 64 bits
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def dumpb(obj: Any) -> bytes:
+    """Like ``dumps``, as UTF-8 bytes for a response body."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
