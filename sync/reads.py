@@ -231,21 +231,21 @@ def revs_diff(db_name: str, request: Any) -> Json:
         raise BadRequest("Request body must be a JSON object")
     database = get_database(db_name)
     ids = list(request)
-    docs: dict[str, Document] = {}
+    trees: dict[str, Any] = {}
     for start in range(0, len(ids), 500):
-        docs.update({d.doc_id: d for d in db.session.scalars(select(Document).where(
-            Document.database_id == database.id, Document.doc_id.in_(ids[start:start + 500])))})
+        trees.update(db.session.execute(select(Document.doc_id, Document.rev_tree).where(
+            Document.database_id == database.id, Document.doc_id.in_(ids[start:start + 500]))).tuples().all())
     out: Json = {}
     for doc_id, revs in request.items():
         if not isinstance(revs, list) or not all(isinstance(r, str) for r in revs):
             raise BadRequest("revs_diff values must be lists of revs")
-        doc = docs.get(doc_id)
-        missing = [r for r in dict.fromkeys(revs) if doc is None or not rev_exists(doc.rev_tree, r)]
+        tree = trees.get(doc_id)
+        missing = [r for r in dict.fromkeys(revs) if tree is None or not rev_exists(tree, r)]
         if not missing:
             continue
         entry: Json = {"missing": missing}
-        if doc is not None:
-            ancestors = possible_ancestors(doc.rev_tree, missing)
+        if tree is not None:
+            ancestors = possible_ancestors(tree, missing)
             if ancestors:
                 entry["possible_ancestors"] = ancestors
         out[doc_id] = entry

@@ -17,8 +17,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models import Attachment, Database, Document, db
@@ -32,30 +34,54 @@ DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 changed = threading.Condition()
 
 
-def get_database(name: str) -> Database:
-    """Return the database row named ``name`` or raise ``DatabaseNotFound``."""
-    row = db.session.scalar(select(Database).where(Database.name == name))
+DB_COLUMNS = (Database.id, Database.name, Database.update_seq, Database.revs_limit, Database.doc_count,
+              Database.doc_del_count)
+
+
+def get_database(name: str) -> Any:
+    """The database named ``name`` as a read-only row, or raise ``DatabaseNotFound``.
+
+    A plain row, not an ORM object: every request looks its database up, and the ORM's
+    identity bookkeeping costs more than the query itself.
+    """
+    row = db.session.execute(select(*DB_COLUMNS).where(Database.name == name)).first()
     if row is None:
         raise DatabaseNotFound()
     return row
 
 
-def create_database(name: str) -> Database:
+def create_database(name: str) -> None:
     """Create an empty database; raise on an illegal or taken name."""
     if not isinstance(name, str) or not DB_NAME.match(name) or len(name) > 238:
         raise IllegalDatabaseName()
-    if db.session.scalar(select(Database.id).where(Database.name == name)) is not None:
-        raise FileExists()
-    row = Database(name=name, update_seq=0, revs_limit=1000, created_at=time.time())
-    db.session.add(row)
+    # Write first, read never: on SQLite a transaction that has read cannot start to
+    # write once another writer committed, so every write here begins with a fresh one.
     db.session.commit()
-    return row
+    try:
+        db.session.execute(insert(Database).values(name=name, update_seq=0, revs_limit=1000, doc_count=0,
+                                                   doc_del_count=0, created_at=time.time()))
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise FileExists() from None
 
 
 def delete_database(name: str) -> None:
-    """Delete a database and everything in it."""
-    row = get_database(name)
-    db.session.delete(row)
+    """Delete a database and everything in it (rows cascade through foreign keys)."""
+    db.session.commit()
+    if db.session.execute(delete(Database).where(Database.name == name)).rowcount == 0:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise DatabaseNotFound()
+    db.session.commit()
+
+
+def set_revs_limit(name: str, limit: int) -> None:
+    """Set how many revisions each document path keeps."""
+    db.session.commit()
+    if db.session.execute(update(Database).where(Database.name == name)
+                          .values(revs_limit=limit)).rowcount == 0:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise DatabaseNotFound()
     db.session.commit()
 
 
@@ -63,7 +89,7 @@ def list_databases() -> list[str]:
     return list(db.session.scalars(select(Database.name).order_by(Database.name)))
 
 
-def database_info(row: Database) -> dict[str, object]:
+def database_info(row: Any) -> dict[str, object]:
     """The ``GET /db`` body, with the fields PouchDB and the CouchDB replicator read."""
     return {
         "db_name": row.name, "update_seq": row.update_seq, "purge_seq": 0,

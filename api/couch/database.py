@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Response
 
-from models import db
 from sync.errors import BadRequest
-from sync.store import compact_database, create_database, database_info, delete_database, get_database
+from sync.store import (compact_database, create_database, database_info, delete_database, get_database,
+                        set_revs_limit)
 
 from .params import json_body, send
 
@@ -48,8 +48,6 @@ def put_revs_limit(db_name: str) -> Response:
     value = json_body(require_type=False)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise BadRequest("Rev limit has to be an integer")
-    row = get_database(db_name)
-    row.revs_limit = value
-    db.session.commit()
+    set_revs_limit(db_name, value)
     return send({"ok": True})
 
