@@ -35,7 +35,11 @@ run: install
 test: install peer system
 	$(VENV)/bin/pytest
 
-bench: install peer
+bench/peer/node_modules/.package-lock.json: bench/peer/package-lock.json
+	npm ci --prefix bench/peer --no-audit --no-fund
+	touch $@
+
+bench: install peer bench/peer/node_modules/.package-lock.json
 	$(PY) bench/replication.py
 
 clean:

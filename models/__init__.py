@@ -42,8 +42,11 @@ def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
         conn.exec_driver_sql("BEGIN")
 
 
-def init_db() -> None:
-    """Create the tables, the server uuid and the admin account (idempotent)."""
+def init_db() -> str | None:
+    """Create the tables, the server uuid and the admin account (idempotent).
+
+    Returns the admin password when one was generated, so the caller can show it once.
+    """
     from .server import ensure_server_identity
     db.create_all()
-    ensure_server_identity()
+    return ensure_server_identity()

@@ -106,6 +106,12 @@ def build_doc(doc: Document, rev: str, body: Json | None, opts: ReadOptions) -> 
     return out
 
 
+def _leaf_rank(doc: Document, rev: str) -> tuple[bool, int, str]:
+    """The winner rule as a sort key (highest wins): live, then deeper, then higher hash."""
+    pos, rev_hash = parse_rev(rev)
+    return (not _leaf_deleted(doc, rev), pos, rev_hash)
+
+
 def _leaf_deleted(doc: Document, rev: str) -> bool:
     for leaf in collect_leaves(doc.rev_tree):
         if leaf.rev == rev:
@@ -113,8 +119,11 @@ def _leaf_deleted(doc: Document, rev: str) -> bool:
     return False
 
 
-def get_doc(db_name: str, doc_id: str, rev: str | None, opts: ReadOptions) -> Json:
-    """``GET /db/doc[?rev=]``: the winner (404 deleted if it is deleted) or the given rev."""
+def get_doc(db_name: str, doc_id: str, rev: str | None, opts: ReadOptions, latest: bool = False) -> Json:
+    """``GET /db/doc[?rev=]``: the winner (404 deleted if it is deleted) or the given rev.
+
+    With ``latest``, a rev that is no longer a leaf is followed to the winning leaf below it.
+    """
     database = get_database(db_name)
     doc = find_doc(database.id, doc_id)
     if doc is None:
@@ -125,6 +134,9 @@ def get_doc(db_name: str, doc_id: str, rev: str | None, opts: ReadOptions) -> Js
         rev = doc.winning_rev
     else:
         parse_rev(rev)
+        leaves = leaves_under(doc.rev_tree, rev) if latest else []
+        if leaves:
+            rev = max(leaves, key=lambda r: _leaf_rank(doc, r))
     body = load_bodies([(doc.id, rev)]).get((doc.id, rev))
     if body is None:
         # Known but compacted away, stemmed, or never held: CouchDB says missing.

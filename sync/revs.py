@@ -41,9 +41,12 @@ class Atom(str):
     """An Erlang atom, told apart from a string (which encodes as a binary)."""
 
 
+MAX_REV_LENGTH = 300  # the width of the rev columns
+
+
 def parse_rev(rev: object) -> tuple[int, str]:
     """Split ``"N-hash"`` into ``(N, hash)``; raise InvalidRev for anything else."""
-    if not isinstance(rev, str):
+    if not isinstance(rev, str) or len(rev) > MAX_REV_LENGTH:
         raise InvalidRev()
     match = _REV_RE.fullmatch(rev)
     if match is None:

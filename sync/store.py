@@ -162,13 +162,31 @@ def md5_digest(data: bytes) -> str:
     return "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
+def branch_points(tree: list[Any]) -> set[str]:
+    """Revisions with more than one child."""
+    found: set[str] = set()
+    stack = [(p["pos"], p["ids"]) for p in tree]
+    while stack:
+        pos, node = stack.pop()
+        if len(node[2]) > 1:
+            found.add(f"{pos}-{node[0]}")
+        stack.extend((pos + 1, child) for child in node[2])
+    return found
+
+
 def compact_database(name: str) -> None:
-    """Drop bodies of non-leaf revisions (CouchDB's ``_compact``)."""
+    """Drop bodies of non-leaf revisions (CouchDB's ``_compact``), except branch points.
+
+    A revision with two or more children is the common ancestor of a conflict: the
+    three-way merge needs its body (DESIGN decision 2), so compaction keeps it.
+    """
     from .revtree import compact
     with write_lock(name) as txn:
         docs = db.session.scalars(select(Document).where(Document.database_id == txn.database.id))
         for doc in docs:
             tree, removed = compact(doc.rev_tree)
+            keep = branch_points(doc.rev_tree)
+            removed = [r for r in removed if r not in keep]
             if removed:
                 doc.rev_tree = tree
                 db.session.execute(text("DELETE FROM couch_revision WHERE document_id = :d AND rev = :r"),

@@ -202,17 +202,30 @@ def edit_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None) -
     return {"ok": True, "id": doc_id, "rev": new_rev}
 
 
-def _item(doc: object, exc: CouchError) -> Json:
+def _item(doc: object, exc: CouchError, new_edits: bool) -> Json:
+    """A per-document error item; replicated writes name the refused revision too."""
     item: Json = {"error": exc.error, "reason": exc.reason}
-    if isinstance(doc, dict):
-        if isinstance(doc.get("_id"), str):
-            item = {"id": doc["_id"], **({"rev": doc["_rev"]} if isinstance(doc.get("_rev"), str) else {}), **item}
+    if isinstance(doc, dict) and isinstance(doc.get("_id"), str):
+        rev = doc.get("_rev") if not new_edits and isinstance(doc.get("_rev"), str) else None
+        item = {"id": doc["_id"], **({"rev": rev} if rev else {}), **item}
     return item
+
+
+def _check_request(docs: list[Any], new_edits: bool) -> None:
+    """Refuse the whole request, as CouchDB does, for malformed ids or missing revs."""
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        if "_id" in doc:
+            check_doc_id(doc["_id"])
+        if not new_edits and "_rev" not in doc:
+            raise BadRequest("Document rev is required when new_edits is false")
 
 
 def bulk_docs(db_name: str, docs: list[Any], new_edits: bool = True) -> list[Json]:
     """``_bulk_docs``: per-document results; with new_edits=false only the failures."""
     results: list[Json] = []
+    _check_request(docs, new_edits)
     with write_lock(db_name) as txn:
         batch = Batch(txn)
         batch.load([d.get("_id") for d in docs if isinstance(d, dict)])
@@ -227,7 +240,7 @@ def bulk_docs(db_name: str, docs: list[Any], new_edits: bool = True) -> list[Jso
                 else:
                     replicate_one(batch, doc)
             except CouchError as exc:
-                results.append(_item(doc, exc))
+                results.append(_item(doc, exc, new_edits))
         batch.flush()
     return results
 

@@ -28,14 +28,12 @@ def main() -> None:
 def init(db_name: str) -> None:
     """Create the tables, the server identity, the admin account and a database."""
     from models import init_db
-    from models.server import ensure_server_identity
     from sync.errors import FileExists
     from sync.store import create_database
 
     app = _app()
     with app.app_context():
-        init_db()
-        generated = ensure_server_identity()
+        generated = init_db()
         try:
             create_database(db_name)
         except FileExists:

@@ -1,12 +1,12 @@
 """``GET|POST /db/_changes``: normal, longpoll and continuous feeds."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, current_app, request, stream_with_context
 
+from sync import jsoncodec
 from sync.changes import ChangesQuery, current_seq, parse_since, read_changes, wait_for_change
 from sync.errors import BadRequest, NotFound
 
@@ -74,9 +74,9 @@ def _longpoll(app: Any, db_name: str, query: ChangesQuery, rows: list[Any], last
             yield "\n"
             continue
         rows, last_seq, pending = read_changes(db_name, query)
-        yield json.dumps({"results": rows, "last_seq": last_seq, "pending": pending}) + "\n"
+        yield jsoncodec.dumps({"results": rows, "last_seq": last_seq, "pending": pending}) + "\n"
         return
-    yield json.dumps({"results": [], "last_seq": max(last_seq, query.since), "pending": 0}) + "\n"
+    yield jsoncodec.dumps({"results": [], "last_seq": max(last_seq, query.since), "pending": 0}) + "\n"
 
 
 def _continuous(app: Any, db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
@@ -86,7 +86,7 @@ def _continuous(app: Any, db_name: str, query: ChangesQuery, rows: list[Any], la
     since = query.since
     while True:
         for row in rows:
-            yield json.dumps(row) + "\n"
+            yield jsoncodec.dumps(row) + "\n"
         sent += len(rows)
         since = last_seq if rows else since
         if query.limit is not None and sent >= query.limit:
@@ -102,4 +102,4 @@ def _continuous(app: Any, db_name: str, query: ChangesQuery, rows: list[Any], la
         remaining = None if query.limit is None else query.limit - sent
         query = ChangesQuery(**{**query.__dict__, "since": since, "limit": remaining})
         rows, last_seq, _ = read_changes(db_name, query)
-    yield json.dumps({"last_seq": max(last_seq, since)}) + "\n"
+    yield jsoncodec.dumps({"last_seq": max(last_seq, since)}) + "\n"

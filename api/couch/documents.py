@@ -59,7 +59,7 @@ def get_doc(db_name: str, doc_id: str) -> Response:
             body, ctype = multipart.build_mixed(parts)
             return Response(body, content_type=ctype)
         return send(found)
-    doc = reads.get_doc(db_name, doc_id, request.args.get("rev"), _read_options())
+    doc = reads.get_doc(db_name, doc_id, request.args.get("rev"), _read_options(), qbool("latest"))
     if _accepts("multipart/related") and doc.get("_attachments") and qbool("attachments"):
         body, ctype = multipart.build_related(doc, _follow_list(doc, db_name))
         return Response(body, content_type=ctype)

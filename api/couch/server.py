@@ -18,8 +18,7 @@ VERSION = "3.3.3"
 def welcome() -> Response:
     """``GET /``: the welcome; PouchDB builds replication ids from ``uuid``, so it is stored."""
     return send({"couchdb": "Welcome", "version": VERSION, "uuid": get_setting("uuid"),
-                 "vendor": {"name": "Wasl", "version": "0.1.0"},
-                 "features": ["access-ready"]})
+                 "vendor": {"name": "Wasl", "version": "0.1.0"}, "features": []})
 
 
 def up() -> Response:

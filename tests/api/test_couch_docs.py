@@ -268,3 +268,26 @@ def test_attachment_digest_is_md5_of_bytes(client: FlaskClient, db: str) -> None
     client.put(f"{db}/bin/b", data=data, content_type="application/octet-stream")
     digest = client.get(f"{db}/bin").get_json()["_attachments"]["b"]["digest"]
     assert digest == "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def test_compaction_keeps_the_common_ancestor_of_a_conflict(client: FlaskClient, db: str) -> None:
+    push(client, [branch("c", 1, ["root"], v=0)])
+    push(client, [branch("c", 2, ["aaa", "root"], v=1), branch("c", 2, ["bbb", "root"], v=2),
+                  branch("c", 3, ["ccc", "aaa", "root"], v=3)])
+    client.post(f"{db}/_compact", json={})
+    assert client.get(f"{db}/c?rev=1-root").get_json()["v"] == 0  # branch point: kept for the merge
+    assert client.get(f"{db}/c?rev=2-aaa").status_code == 404  # a plain ancestor: dropped
+
+
+def test_get_with_latest_follows_an_old_rev_to_its_leaf(client: FlaskClient, db: str) -> None:
+    push(client, [branch("l", 3, ["ccc", "bbb", "aaa"], v=3), branch("l", 2, ["zzz", "aaa"], v=9)])
+    assert client.get(f"{db}/l?rev=2-bbb&latest=true").get_json()["_rev"] == "3-ccc"
+    assert client.get(f"{db}/l?rev=1-aaa&latest=true").get_json()["_rev"] == "3-ccc"
+    assert client.get(f"{db}/l?rev=2-zzz&latest=true").get_json()["v"] == 9
+
+
+def test_overlong_ids_and_revs_are_refused(client: FlaskClient, db: str) -> None:
+    assert client.put(f"{db}/" + "x" * 1025, json={}).get_json()["error"] == "bad_request"
+    resp = client.post(f"{db}/_bulk_docs", json={"new_edits": False, "docs": [branch("y", 1, ["h" * 400])]})
+    assert resp.get_json()[0]["error"] == "bad_request"
+    assert client.get(f"{db}/_all_docs").get_json()["rows"] == []
