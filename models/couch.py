@@ -50,7 +50,7 @@ class Document(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "couch_document"
     id: Mapped[int] = mapped_column(primary_key=True)
     database_id: Mapped[int] = mapped_column(ForeignKey("couch_database.id", ondelete="CASCADE"))
-    doc_id: Mapped[str] = mapped_column(String(1024))
+    doc_id: Mapped[str] = mapped_column(String(2000))
     rev_tree: Mapped[list[Any]] = mapped_column(RevTreeJSON)
     winning_rev: Mapped[str] = mapped_column(String(300))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -91,7 +91,7 @@ class LocalDoc(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "couch_local"
     id: Mapped[int] = mapped_column(primary_key=True)
     database_id: Mapped[int] = mapped_column(ForeignKey("couch_database.id", ondelete="CASCADE"))
-    doc_id: Mapped[str] = mapped_column(String(1024))
+    doc_id: Mapped[str] = mapped_column(String(2000))
     rev: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
     __table_args__ = (UniqueConstraint("database_id", "doc_id"),)

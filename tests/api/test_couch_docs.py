@@ -287,7 +287,7 @@ def test_get_with_latest_follows_an_old_rev_to_its_leaf(client: FlaskClient, db:
 
 
 def test_overlong_ids_and_revs_are_refused(client: FlaskClient, db: str) -> None:
-    assert client.put(f"{db}/" + "x" * 1025, json={}).get_json()["error"] == "bad_request"
+    assert client.put(f"{db}/" + "x" * 2001, json={}).get_json()["error"] == "bad_request"
     resp = client.post(f"{db}/_bulk_docs", json={"new_edits": False, "docs": [branch("y", 1, ["h" * 400])]})
     assert resp.get_json()[0]["error"] == "bad_request"
     assert client.get(f"{db}/_all_docs").get_json()["rows"] == []
