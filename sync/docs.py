@@ -17,6 +17,9 @@ from .store import md5_digest, store_blob
 # Top-level fields a client may send; any other "_" field is refused as CouchDB does.
 ALLOWED_SPECIAL = {"_id", "_rev", "_deleted", "_attachments", "_revisions", "_revs_info",
                    "_conflicts", "_deleted_conflicts", "_local_seq"}
+# Replication-state fields CouchDB stores like ordinary fields (#2442 in PouchDB's suite).
+KEPT_SPECIAL = {"_replication_id", "_replication_state", "_replication_state_time",
+                "_replication_state_reason", "_replication_stats"}
 ATT_META = ("content_type", "digest", "length", "revpos", "sha256")
 
 Json = dict[str, Any]
@@ -46,7 +49,7 @@ def split_doc(doc: Json) -> tuple[Json, bool, Json | None]:
         raise BadRequest("Document must be a JSON object")
     body: Json = {}
     for key, value in doc.items():
-        if key.startswith("_"):
+        if key.startswith("_") and key not in KEPT_SPECIAL:
             if key not in ALLOWED_SPECIAL:
                 raise DocValidation(f"Bad special document member: {key}")
             continue

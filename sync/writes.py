@@ -218,6 +218,7 @@ def _check_request(docs: list[Any], new_edits: bool) -> None:
             continue
         if "_id" in doc:
             check_doc_id(doc["_id"])
+        split_doc(doc)  # an unknown "_" member refuses the request (doc_validation)
         if not new_edits and "_rev" not in doc:
             raise BadRequest("Document rev is required when new_edits is false")
 
