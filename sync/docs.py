@@ -92,6 +92,9 @@ def intake_attachments(atts: Json | None, *, new_pos: int, replicated: bool,
         return None
     out: Json = {}
     for name, entry in atts.items():
+        if not name or name.startswith("_"):
+            raise BadRequest(f"Attachment name '{name}' starts with prohibited character '_'"
+                             if name else "Attachment name must not be empty")
         if not isinstance(entry, dict):
             raise BadRequest(f"Attachment {name} must be a JSON object")
         if entry.get("stub"):
@@ -106,7 +109,9 @@ def intake_attachments(atts: Json | None, *, new_pos: int, replicated: bool,
             data = follows[name]
         else:
             raise BadRequest(f"Attachment {name} has neither data nor stub")
-        if "length" in entry and entry.get("encoding") is None and entry["length"] != len(data):
+        # A replicated attachment must be as long as it says; an edit may carry the old
+        # length beside new data (PouchDB's get-modify-put), so there it is ignored.
+        if replicated and "length" in entry and entry.get("encoding") is None and entry["length"] != len(data):
             raise BadRequest(f"Attachment {name} length does not match its data")
         digest = entry.get("digest") if replicated else None
         if digest is not None and (not isinstance(digest, str) or not digest.startswith("md5-")):

@@ -123,15 +123,22 @@ def path_revs(path: dict[str, Any]) -> list[str]:
         node = node[2][0]
 
 
-def _revisions_of(doc: Json, pos: int, rev_hash: str) -> dict[str, Any]:
+def replicated_rev(doc: Json) -> tuple[str, dict[str, Any]]:
+    """The revision a replicated document carries, and its path.
+
+    ``_revisions`` is authoritative when present, as in CouchDB (couch_doc
+    transfer_fields): PouchDB can send a ``_rev`` that disagrees with it after merging
+    branches that reuse a hash, and CouchDB stores what ``_revisions`` says.
+    """
     revisions = doc.get("_revisions")
     if revisions is None:
-        return {"start": pos, "ids": [rev_hash]}
-    if (not isinstance(revisions, dict) or revisions.get("start") != pos
-            or not isinstance(revisions.get("ids"), list) or not revisions["ids"]
-            or revisions["ids"][0] != rev_hash):
-        raise BadRequest("_revisions do not match _rev")
-    return revisions
+        pos, rev_hash = parse_rev(doc.get("_rev"))
+        return format_rev(pos, rev_hash), {"start": pos, "ids": [rev_hash]}
+    if not isinstance(revisions, dict) or not isinstance(revisions.get("ids"), list) or not revisions["ids"]:
+        raise BadRequest("_revisions must hold a start and a non-empty list of ids")
+    rev = format_rev(revisions.get("start"), revisions["ids"][0])  # type: ignore[arg-type]
+    parse_rev(rev)
+    return rev, revisions
 
 
 def _stub_base(batch: Batch, doc_id: str, revisions: dict[str, Any]) -> Json:
@@ -151,12 +158,11 @@ def replicate_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = No
     if doc_id.startswith("_local/"):
         put_local_in_txn(batch.txn, doc_id, doc, force=True)
         return
-    rev = doc.get("_rev")
-    pos, rev_hash = parse_rev(rev)  # type: ignore[arg-type]
-    revisions = _revisions_of(doc, pos, rev_hash)
+    rev, revisions = replicated_rev(doc)
+    pos = revisions["start"]
     body, deleted, atts = split_doc(doc)
     existing = batch.docs.get(doc_id)
-    if existing is not None and rev_exists(existing.rev_tree, rev):  # type: ignore[arg-type]
+    if existing is not None and rev_exists(existing.rev_tree, rev):
         return
     has_stub = any(isinstance(a, dict) and a.get("stub") for a in (atts or {}).values())
     base = _stub_base(batch, doc_id, revisions) if has_stub else None
@@ -164,7 +170,7 @@ def replicate_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = No
     if stored:
         body["_attachments"] = stored
     opts = {"status": "available", **({"deleted": True} if deleted else {})}
-    batch.graft(doc_id, make_path(revisions, opts), rev, body, deleted)  # type: ignore[arg-type]
+    batch.graft(doc_id, make_path(revisions, opts), rev, body, deleted)
 
 
 def edit_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None) -> Json:
@@ -219,7 +225,7 @@ def _check_request(docs: list[Any], new_edits: bool) -> None:
         if "_id" in doc:
             check_doc_id(doc["_id"])
         split_doc(doc)  # an unknown "_" member refuses the request (doc_validation)
-        if not new_edits and "_rev" not in doc:
+        if not new_edits and "_rev" not in doc and "_revisions" not in doc:
             raise BadRequest("Document rev is required when new_edits is false")
 
 
@@ -256,6 +262,6 @@ def put_doc(db_name: str, doc: Json, *, new_edits: bool = True,
             result = edit_one(batch, doc, follows)
         else:
             replicate_one(batch, doc, follows)
-            result = {"ok": True, "id": doc["_id"], "rev": doc["_rev"]}
+            result = {"ok": True, "id": doc["_id"], "rev": replicated_rev(doc)[0]}
         batch.flush()
     return result

@@ -4,11 +4,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, request, stream_with_context
 
 from sync import jsoncodec
 from sync.changes import ChangesQuery, current_seq, parse_since, read_changes, wait_for_change
-from sync.errors import BadRequest, NotFound
+from sync.errors import BadRequest, DatabaseNotFound, NotFound
 
 from .params import json_body, qbool, qint, qjson, send
 
@@ -61,25 +61,38 @@ def changes(db_name: str) -> Response:
     timeout = min(qint("timeout", DEFAULT_TIMEOUT_MS) or 0, MAX_TIMEOUT_MS) / 1000
     heartbeat_ms = qint("heartbeat", None) if request.args.get("heartbeat") != "true" else 60000
     heartbeat = (heartbeat_ms / 1000) if heartbeat_ms else None
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
     stream = _longpoll if feed == "longpoll" else _continuous
-    body = stream(app, db_name, query, rows, last_seq, timeout, heartbeat)
+    body = stream(db_name, query, rows, last_seq, timeout, heartbeat)
     return Response(stream_with_context(body), mimetype="application/json")
 
 
-def _longpoll(app: Any, db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
+def _read_while_open(db_name: str, query: ChangesQuery) -> tuple[list[Any], int, int] | None:
+    """Read the feed, or None if the database was deleted while the request waited.
+
+    The status line is already sent by then, so the feed just ends.
+    """
+    try:
+        return read_changes(db_name, query)
+    except DatabaseNotFound:
+        return None
+
+
+def _longpoll(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
               timeout: float, heartbeat: float | None) -> Iterator[str]:
     for ready in wait_for_change(db_name, query.since, timeout, heartbeat):
         if not ready:
             yield "\n"
             continue
-        rows, last_seq, pending = read_changes(db_name, query)
+        found = _read_while_open(db_name, query)
+        if found is None:
+            break
+        rows, last_seq, pending = found
         yield jsoncodec.dumps({"results": rows, "last_seq": last_seq, "pending": pending}) + "\n"
         return
     yield jsoncodec.dumps({"results": [], "last_seq": max(last_seq, query.since), "pending": 0}) + "\n"
 
 
-def _continuous(app: Any, db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
+def _continuous(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
                 timeout: float, heartbeat: float | None) -> Iterator[str]:
     """One row per line; ``{"last_seq": S}`` when the timeout ends the feed."""
     sent = 0
@@ -101,5 +114,8 @@ def _continuous(app: Any, db_name: str, query: ChangesQuery, rows: list[Any], la
             break
         remaining = None if query.limit is None else query.limit - sent
         query = ChangesQuery(**{**query.__dict__, "since": since, "limit": remaining})
-        rows, last_seq, _ = read_changes(db_name, query)
+        found = _read_while_open(db_name, query)
+        if found is None:
+            break
+        rows, last_seq, _ = found
     yield jsoncodec.dumps({"last_seq": max(last_seq, since)}) + "\n"

@@ -145,12 +145,16 @@ def _all_docs_query() -> AllDocsQuery:
     if request.method == "POST":
         keys = json_object().get("keys", keys)
     key = qjson("key")
-    if key is not None and keys is None:
-        keys = [key]
     if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
         raise BadRequest("`keys` member must be an array of document ids.")
+    if keys is not None and key is not None:
+        raise BadRequest("`keys` is incompatible with `key`, `start_key` and `end_key`")
     start = qjson("startkey", qjson("start_key"))
     end = qjson("endkey", qjson("end_key"))
+    if key is not None:
+        # `key` is a one-key range, unlike `keys`: a deleted document yields no row.
+        start = key if start is None else start
+        end = key if end is None else end
     return AllDocsQuery(keys=tuple(keys) if keys is not None else None, startkey=start, endkey=end,
                         inclusive_end=qbool("inclusive_end", True), descending=qbool("descending"),
                         limit=qint("limit"), skip=qint("skip", 0) or 0, include_docs=qbool("include_docs"),

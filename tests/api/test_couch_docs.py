@@ -291,3 +291,27 @@ def test_overlong_ids_and_revs_are_refused(client: FlaskClient, db: str) -> None
     resp = client.post(f"{db}/_bulk_docs", json={"new_edits": False, "docs": [branch("y", 1, ["h" * 400])]})
     assert resp.get_json()[0]["error"] == "bad_request"
     assert client.get(f"{db}/_all_docs").get_json()["rows"] == []
+
+
+def test_all_docs_key_is_a_range_and_excludes_keys(client: FlaskClient, db: str) -> None:
+    for doc_id in "123":
+        client.put(f"{db}/{doc_id}", json={})
+    rev = client.get(f"{db}/3").get_json()["_rev"]
+    client.delete(f"{db}/3?rev={rev}")
+    assert [r["id"] for r in client.get(f'{db}/_all_docs?key="2"').get_json()["rows"]] == ["2"]
+    assert client.get(f'{db}/_all_docs?key="3"').get_json()["rows"] == []
+    resp = client.post(f'{db}/_all_docs?key="1"', json={"keys": ["1", "2"]})
+    assert resp.status_code == 400 and resp.get_json()["error"] == "bad_request"
+
+
+def test_attachment_rules_on_edit(client: FlaskClient, db: str) -> None:
+    bad = client.put(f"{db}/u", json={"_attachments": {"_x.txt": {"content_type": "text/plain", "data": "aGk="}}})
+    assert bad.status_code == 400 and bad.get_json()["error"] == "bad_request"
+    rev = client.put(f"{db}/u", json={"_attachments": {"one": {"content_type": "text/plain", "data": "b25l"}}})
+    doc = client.get(f"{db}/u").get_json()
+    one = doc["_attachments"]["one"]
+    del one["stub"]
+    one["data"] = base64.b64encode(b"one-changed").decode()  # the old length stays beside new data
+    assert client.put(f"{db}/u", json=doc).status_code == 201, rev
+    assert client.get(f"{db}/u").get_json()["_attachments"]["one"]["revpos"] == 2
+    assert client.get(f"{db}/u/one").get_data() == b"one-changed"
