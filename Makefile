@@ -33,6 +33,7 @@ run: install
 	$(VENV)/bin/wasl serve --port $(PORT)
 
 test: install peer system
+	$(VENV)/bin/flake8 api sync models crypto wasl_cli tests bench wsgi.py
 	$(VENV)/bin/pytest
 
 bench/peer/node_modules/.package-lock.json: bench/peer/package-lock.json

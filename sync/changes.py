@@ -17,6 +17,7 @@ from models import Database, Document, db
 
 from .errors import BadRequest
 from .reads import ReadOptions, build_doc, load_bodies
+from .rows import DocRow, docs_after, docs_by_ids, docs_newest_first
 from .revtree import collect_leaves
 from .store import changed, get_database
 
@@ -56,16 +57,7 @@ def current_seq(db_name: str) -> int:
 def read_changes(db_name: str, query: ChangesQuery) -> tuple[list[dict[str, Any]], int, int]:
     """Return (rows, last_seq, pending) for one pass over the feed."""
     database = get_database(db_name)
-    stmt = select(Document).where(Document.database_id == database.id)
-    if query.doc_ids is not None:
-        stmt = stmt.where(Document.doc_id.in_(query.doc_ids))
-    if query.descending:
-        stmt = stmt.order_by(Document.seq.desc())
-    else:
-        stmt = stmt.where(Document.seq > query.since).order_by(Document.seq)
-    if query.limit is not None:
-        stmt = stmt.limit(query.limit)
-    docs = list(db.session.scalars(stmt))
+    docs = _select(database.id, query)
     bodies = load_bodies([(d.id, d.winning_rev) for d in docs]) if query.include_docs else {}
     rows = [_row(d, query, bodies) for d in docs]
     if query.seq_interval and query.seq_interval > 1:
@@ -83,7 +75,21 @@ def read_changes(db_name: str, query: ChangesQuery) -> tuple[list[dict[str, Any]
     return rows, last_seq, pending
 
 
-def _row(doc: Document, query: ChangesQuery, bodies: dict[tuple[int, str], Any]) -> dict[str, Any]:
+def _select(database_id: int, query: ChangesQuery) -> list[DocRow]:
+    """The documents this pass returns, in feed order."""
+    if query.doc_ids is not None:
+        # A named set of ids is small: filter it in memory, in sequence order.
+        rows = sorted(docs_by_ids(database_id, list(query.doc_ids)).values(), key=lambda d: d.seq,
+                      reverse=query.descending)
+        if not query.descending:
+            rows = [d for d in rows if d.seq > query.since]
+        return rows if query.limit is None else rows[:query.limit]
+    if query.descending:
+        return docs_newest_first(database_id, query.limit)
+    return docs_after(database_id, query.since, query.limit)
+
+
+def _row(doc: DocRow, query: ChangesQuery, bodies: dict[tuple[int, str], Any]) -> dict[str, Any]:
     if query.all_docs:
         changes = [{"rev": leaf.rev} for leaf in collect_leaves(doc.rev_tree)]
     else:

@@ -8,16 +8,13 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 
-from models import Document, Revision, db
-
-from . import jsoncodec
 from .docs import Json
 from .errors import BadRequest, CouchError, NotFound
 from .revs import format_rev, parse_rev
 from .revtree import (collect_conflicts, collect_deleted_conflicts, collect_leaves, leaves_under,
                       possible_ancestors, rev_ancestry, rev_exists, revs_info)
+from .rows import DocRow, bodies_of, doc_by_id, docs_by_ids
 from .store import get_database, load_blob
 
 
@@ -34,30 +31,16 @@ class ReadOptions:
     local_seq: bool = False
 
 
-def find_doc(database_id: int, doc_id: str) -> Document | None:
-    return db.session.scalar(select(Document).where(Document.database_id == database_id,
-                                                    Document.doc_id == doc_id))
+def find_doc(database_id: int, doc_id: str) -> DocRow | None:
+    return doc_by_id(database_id, doc_id)
 
 
 def load_bodies(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Json]:
     """Bodies for (document pk, rev) pairs, fetched in a few queries."""
-    out: dict[tuple[int, str], Json] = {}
-    by_doc: dict[int, list[str]] = {}
-    for pk, rev in pairs:
-        by_doc.setdefault(pk, []).append(rev)
-    pks = list(by_doc)
-    for start in range(0, len(pks), 300):
-        chunk = pks[start:start + 300]
-        revs = list({r for pk in chunk for r in by_doc[pk]})
-        rows = db.session.execute(select(Revision.document_id, Revision.rev, Revision.body).where(
-            Revision.document_id.in_(chunk), Revision.rev.in_(revs)))
-        for pk, rev, body in rows:
-            if rev in by_doc[pk]:
-                out[(pk, rev)] = jsoncodec.loads(body)
-    return out
+    return bodies_of(pairs)
 
 
-def _stub_limit(doc: Document, rev: str, atts_since: tuple[str, ...]) -> int:
+def _stub_limit(doc: DocRow, rev: str, atts_since: tuple[str, ...]) -> int:
     """Attachments with revpos at or below this position travel as stubs."""
     ancestry = rev_ancestry(doc.rev_tree, rev) or []
     pos = parse_rev(rev)[0]
@@ -79,7 +62,7 @@ def render_attachments(stored: Json, *, inline: bool, stub_limit: int = 0) -> Js
     return out
 
 
-def build_doc(doc: Document, rev: str, body: Json | None, opts: ReadOptions) -> Json:
+def build_doc(doc: DocRow, rev: str, body: Json | None, opts: ReadOptions) -> Json:
     """The JSON of ``doc`` at ``rev``: ``_id``, ``_rev``, fields, and what ``opts`` asks for."""
     body = dict(body or {})
     atts = body.pop("_attachments", None)
@@ -106,13 +89,13 @@ def build_doc(doc: Document, rev: str, body: Json | None, opts: ReadOptions) -> 
     return out
 
 
-def _leaf_rank(doc: Document, rev: str) -> tuple[bool, int, str]:
+def _leaf_rank(doc: DocRow, rev: str) -> tuple[bool, int, str]:
     """The winner rule as a sort key (highest wins): live, then deeper, then higher hash."""
     pos, rev_hash = parse_rev(rev)
     return (not _leaf_deleted(doc, rev), pos, rev_hash)
 
 
-def _leaf_deleted(doc: Document, rev: str) -> bool:
+def _leaf_deleted(doc: DocRow, rev: str) -> bool:
     for leaf in collect_leaves(doc.rev_tree):
         if leaf.rev == rev:
             return bool(leaf.opts.get("deleted"))
@@ -160,7 +143,7 @@ def open_revs(db_name: str, doc_id: str, revs: list[str] | None, latest: bool,
     return resolve_revs(doc, wanted, latest, opts)
 
 
-def resolve_revs(doc: Document | None, wanted: list[str], latest: bool, opts: ReadOptions,
+def resolve_revs(doc: DocRow | None, wanted: list[str], latest: bool, opts: ReadOptions,
                  bodies: dict[tuple[int, str], Json] | None = None) -> list[Json]:
     """Turn requested revs into ok/missing entries (``latest`` follows each to its leaves)."""
     targets: list[str] = []
@@ -184,11 +167,8 @@ def bulk_get(db_name: str, requests: list[Any], latest: bool, opts: ReadOptions)
     """``_bulk_get``: one result per request, errors as items (never raised)."""
     database = get_database(db_name)
     ids = list({r.get("id") for r in requests if isinstance(r, dict) and isinstance(r.get("id"), str)})
-    docs: dict[str, Document] = {}
-    for start in range(0, len(ids), 500):
-        docs.update({d.doc_id: d for d in db.session.scalars(select(Document).where(
-            Document.database_id == database.id, Document.doc_id.in_(ids[start:start + 500])))})
-    plan: list[tuple[Any, Document | None, list[str] | CouchError]] = []
+    docs = docs_by_ids(database.id, ids)
+    plan: list[tuple[Any, DocRow | None, list[str] | CouchError]] = []
     pairs: list[tuple[int, str]] = []
     for req in requests:
         plan.append(_plan_one(req, docs, latest))
@@ -218,8 +198,10 @@ def _with_atts_since(opts: ReadOptions, req: Json) -> ReadOptions:
     return opts
 
 
-def _plan_one(req: Any, docs: dict[str, Document], latest: bool) -> tuple[Any, Document | None,
-                                                                           list[str] | CouchError]:
+Plan = tuple[Any, DocRow | None, list[str] | CouchError]
+
+
+def _plan_one(req: Any, docs: dict[str, DocRow], latest: bool) -> Plan:
     if not isinstance(req, dict) or not isinstance(req.get("id"), str):
         return req, None, BadRequest("Each request needs a string id")
     doc = docs.get(req["id"])
@@ -243,10 +225,7 @@ def revs_diff(db_name: str, request: Any) -> Json:
         raise BadRequest("Request body must be a JSON object")
     database = get_database(db_name)
     ids = list(request)
-    trees: dict[str, Any] = {}
-    for start in range(0, len(ids), 500):
-        trees.update(db.session.execute(select(Document.doc_id, Document.rev_tree).where(
-            Document.database_id == database.id, Document.doc_id.in_(ids[start:start + 500]))).tuples().all())
+    trees = {doc_id: row.rev_tree for doc_id, row in docs_by_ids(database.id, ids).items()}
     out: Json = {}
     for doc_id, revs in request.items():
         if not isinstance(revs, list) or not all(isinstance(r, str) for r in revs):

@@ -34,8 +34,8 @@ DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 changed = threading.Condition()
 
 
-DB_COLUMNS = (Database.id, Database.name, Database.update_seq, Database.revs_limit, Database.doc_count,
-              Database.doc_del_count)
+_DATABASE = text("SELECT id, name, update_seq, revs_limit, doc_count, doc_del_count FROM couch_database"
+                 " WHERE name = :name")
 
 
 def get_database(name: str) -> Any:
@@ -44,7 +44,7 @@ def get_database(name: str) -> Any:
     A plain row, not an ORM object: every request looks its database up, and the ORM's
     identity bookkeeping costs more than the query itself.
     """
-    row = db.session.execute(select(*DB_COLUMNS).where(Database.name == name)).first()
+    row = db.session.execute(_DATABASE, {"name": name}).first()
     if row is None:
         raise DatabaseNotFound()
     return row

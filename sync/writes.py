@@ -21,7 +21,8 @@ from .errors import BadRequest, Conflict, CouchError
 from .local import put_local_in_txn
 from .merge import merge
 from .revs import format_rev, new_rev_hash, parse_rev
-from .revtree import is_deleted, is_leaf, make_path, rev_ancestry, rev_exists, winning_rev
+from .rows import docs_by_ids
+from .revtree import is_deleted, is_leaf, make_path, rev_exists, winning_rev
 from .store import WriteTxn, write_lock
 
 
@@ -52,14 +53,9 @@ class Batch:
     stemmed: list[tuple[DocState, list[str]]] = field(default_factory=list)
 
     def load(self, doc_ids: list[Any]) -> None:
-        ids = [i for i in set(doc_ids) if isinstance(i, str)]
-        cols = (Document.id, Document.doc_id, Document.rev_tree, Document.winning_rev, Document.deleted,
-                Document.seq)
-        for start in range(0, len(ids), 500):
-            rows = db.session.execute(select(*cols).where(
-                Document.database_id == self.txn.database.id, Document.doc_id.in_(ids[start:start + 500])))
-            for pk, doc_id, tree, winner, deleted, seq in rows:
-                self.docs[doc_id] = DocState(doc_id, tree, winner, deleted, seq, pk)
+        ids = [i for i in doc_ids if isinstance(i, str)]
+        for doc_id, row in docs_by_ids(self.txn.database.id, ids).items():
+            self.docs[doc_id] = DocState(doc_id, row.rev_tree, row.winning_rev, row.deleted, row.seq, row.id)
 
     def bodies_of(self, doc: DocState | None, revs: list[str]) -> dict[str, Json]:
         """Stored bodies of ``revs`` of ``doc`` (those we hold)."""

@@ -42,7 +42,8 @@ DB_VIEWS: dict[str, dict[str, View]] = {
 }
 DOC_VIEWS: dict[str, View] = {"GET": documents.get_doc, "HEAD": documents.get_doc,
                               "PUT": documents.put_doc, "DELETE": documents.delete_doc}
-ATT_VIEWS: dict[str, View] = {"GET": documents.get_attachment, "HEAD": documents.get_attachment, "PUT": documents.put_attachment,
+ATT_VIEWS: dict[str, View] = {"GET": documents.get_attachment, "HEAD": documents.get_attachment,
+                              "PUT": documents.put_attachment,
                               "DELETE": documents.delete_attachment}
 ALL = ["GET", "HEAD", "POST", "PUT", "DELETE"]
 

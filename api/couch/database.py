@@ -50,4 +50,3 @@ def put_revs_limit(db_name: str) -> Response:
         raise BadRequest("Rev limit has to be an integer")
     set_revs_limit(db_name, value)
     return send({"ok": True})
-

@@ -110,8 +110,8 @@ def test_open_revs_json_and_latest(client: FlaskClient, db: str) -> None:
 
 
 def test_open_revs_multipart_mixed_carries_attachments(client: FlaskClient, db: str) -> None:
-    doc = branch("m", 1, ["aaa"], _attachments={"a.txt": {"content_type": "text/plain", "digest": HELLO_DIGEST,
-                                                           "data": base64.b64encode(b"hello").decode()}})
+    hello = {"content_type": "text/plain", "digest": HELLO_DIGEST, "data": base64.b64encode(b"hello").decode()}
+    doc = branch("m", 1, ["aaa"], _attachments={"a.txt": hello})
     push(client, [doc, branch("p", 1, ["bbb"], v=1)])
     resp = client.get(f'{db}/m?open_revs=["1-aaa","2-nope"]&revs=true&attachments=true',
                       headers={"Accept": "multipart/mixed"})

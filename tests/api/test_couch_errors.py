@@ -103,8 +103,8 @@ def test_unknown_special_member_refuses_the_whole_request(client: FlaskClient, d
 
 def test_replication_state_fields_are_kept(client: FlaskClient, db: str) -> None:
     rev = client.put("/couch/db/rep", json={"_replication_id": "r", "_replication_state": "triggered"}).get_json()
-    assert client.get("/couch/db/rep").get_json() == {"_id": "rep", "_rev": rev["rev"], "_replication_id": "r",
-                                                       "_replication_state": "triggered"}
+    expected = {"_id": "rep", "_rev": rev["rev"], "_replication_id": "r", "_replication_state": "triggered"}
+    assert client.get("/couch/db/rep").get_json() == expected
 
 
 def test_unexpected_error_hides_its_text(app: Any, client: FlaskClient, db: str,

@@ -311,11 +311,11 @@ def email_parse(body: bytes, content_type: str) -> EmailMessage:
     return message
 
 
-MIXED_DOC: dict[str, Any] = {"_id": "d", "_rev": "3-c", "v": 3, "_revisions": {"start": 3, "ids": ["c", "b", "a"]},
-             "_attachments": {"notes.txt": {"content_type": "text/plain", "revpos": 3, "digest": "md5-n",
-                                            "length": 11, "stub": True},
-                              "old.bin": {"content_type": "image/png", "revpos": 1, "digest": "md5-o",
-                                          "length": 4, "stub": True}}}
+MIXED_DOC: dict[str, Any] = {
+    "_id": "d", "_rev": "3-c", "v": 3, "_revisions": {"start": 3, "ids": ["c", "b", "a"]},
+    "_attachments": {
+        "notes.txt": {"content_type": "text/plain", "revpos": 3, "digest": "md5-n", "length": 11, "stub": True},
+        "old.bin": {"content_type": "image/png", "revpos": 1, "digest": "md5-o", "length": 4, "stub": True}}}
 PLAIN_DOC = {"_id": "d", "_rev": "2-b", "v": 2, "_revisions": {"start": 2, "ids": ["b", "a"]}}
 
 
