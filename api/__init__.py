@@ -33,7 +33,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=os.environ.get("WASL_DATABASE_URL")
         or "sqlite:///" + os.path.join(app.instance_path, "wasl.sqlite"),
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
         WASL_ADMIN_PASSWORD=os.environ.get("WASL_ADMIN_PASSWORD"),
         MAX_CONTENT_LENGTH=int(os.environ.get("WASL_MAX_REQUEST_BYTES", 64 * 1024 * 1024)),
         WASL_DEFAULT_DB="wasl",
@@ -42,6 +41,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_pyfile("config.py", silent=True)
     else:
         app.config.update(test_config)
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # A server connection can drop between requests; a file cannot.
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = os.environ.get("WASL_SECRET_KEY") or _secret_key(app.instance_path)
     db.init_app(app)

@@ -19,6 +19,7 @@ from .errors import BadRequest
 from .reads import ReadOptions, build_doc, load_bodies
 from .rows import DocRow, docs_after, docs_by_ids, docs_newest_first
 from .revtree import collect_leaves
+from .selector import matches
 from .store import changed, get_database
 
 
@@ -35,6 +36,7 @@ class ChangesQuery:
     attachments: bool = False
     doc_ids: tuple[str, ...] | None = None
     seq_interval: int | None = None
+    selector: dict[str, Any] | None = None
 
 
 def parse_since(value: Any, current: int) -> int:
@@ -57,8 +59,11 @@ def current_seq(db_name: str) -> int:
 def read_changes(db_name: str, query: ChangesQuery) -> tuple[list[dict[str, Any]], int, int]:
     """Return (rows, last_seq, pending) for one pass over the feed."""
     database = get_database(db_name)
-    docs = _select(database.id, query)
-    bodies = load_bodies([(d.id, d.winning_rev) for d in docs]) if query.include_docs else {}
+    if query.selector is not None:
+        docs, bodies = _select_matching(database.id, query)
+    else:
+        docs = _select(database.id, query)
+        bodies = load_bodies([(d.id, d.winning_rev) for d in docs]) if query.include_docs else {}
     rows = [_row(d, query, bodies) for d in docs]
     if query.seq_interval and query.seq_interval > 1:
         for i, row in enumerate(rows[:-1]):
@@ -70,7 +75,7 @@ def read_changes(db_name: str, query: ChangesQuery) -> tuple[list[dict[str, Any]
         last_seq = database.update_seq if not query.descending else 0
         last_seq = max(last_seq, query.since) if not query.descending else last_seq
     pending = 0
-    if query.limit is not None and docs and not query.descending:
+    if query.limit is not None and docs and not query.descending and query.selector is None:
         pending = _count_after(database.id, last_seq, query.doc_ids)
     return rows, last_seq, pending
 
@@ -87,6 +92,33 @@ def _select(database_id: int, query: ChangesQuery) -> list[DocRow]:
     if query.descending:
         return docs_newest_first(database_id, query.limit)
     return docs_after(database_id, query.since, query.limit)
+
+
+SCAN_CHUNK = 500
+
+
+def _select_matching(database_id: int, query: ChangesQuery) -> tuple[list[DocRow], dict[tuple[int, str], Any]]:
+    """Documents whose winning revision matches the selector, scanning the feed in chunks.
+
+    Stops once ``limit`` rows matched; otherwise the whole feed after ``since`` was read.
+    """
+    found: list[DocRow] = []
+    bodies: dict[tuple[int, str], Any] = {}
+    cursor = query.since
+    while query.limit is None or len(found) < query.limit:
+        chunk = docs_after(database_id, cursor, SCAN_CHUNK)
+        if not chunk:
+            break
+        chunk_bodies = load_bodies([(d.id, d.winning_rev) for d in chunk])
+        for doc in chunk:
+            body = chunk_bodies.get((doc.id, doc.winning_rev)) or {}
+            if matches(query.selector or {}, {"_id": doc.doc_id, "_rev": doc.winning_rev, **body}):
+                found.append(doc)
+                bodies[(doc.id, doc.winning_rev)] = body
+                if query.limit is not None and len(found) >= query.limit:
+                    break
+        cursor = chunk[-1].seq
+    return found, bodies
 
 
 def _row(doc: DocRow, query: ChangesQuery, bodies: dict[tuple[int, str], Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """``GET|POST /db/_changes``: normal, longpoll and continuous feeds."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from flask import Response, request, stream_with_context
@@ -9,6 +11,7 @@ from flask import Response, request, stream_with_context
 from sync import jsoncodec
 from sync.changes import ChangesQuery, current_seq, parse_since, read_changes, wait_for_change
 from sync.errors import BadRequest, DatabaseNotFound, NotFound
+from sync.selector import validate
 
 from .params import json_body, qbool, qint, qjson, send
 
@@ -16,9 +19,21 @@ DEFAULT_TIMEOUT_MS = 60000
 MAX_TIMEOUT_MS = 3600000
 
 
+def _selector() -> dict[str, Any] | None:
+    """The Mango selector of ``filter=_selector``, from the POST body."""
+    if request.args.get("filter") != "_selector":
+        return None
+    body = json_body(require_type=False) if request.method == "POST" and request.get_data() else {}
+    selector = body.get("selector") if isinstance(body, dict) else None
+    if selector is None:
+        raise BadRequest("Selector must be specified in POST payload")
+    validate(selector)
+    return selector  # type: ignore[no-any-return]
+
+
 def _doc_ids() -> tuple[str, ...] | None:
     flt = request.args.get("filter")
-    if flt is None:
+    if flt is None or flt == "_selector":
         return None
     if flt != "_doc_ids":
         # Server-side JavaScript filters and views are not run here (see docs/protocol.md).
@@ -39,7 +54,8 @@ def _query(since: int) -> ChangesQuery:
     return ChangesQuery(since=since, limit=limit, descending=qbool("descending"),
                         all_docs=style == "all_docs", include_docs=qbool("include_docs"),
                         conflicts=qbool("conflicts"), attachments=qbool("attachments"),
-                        doc_ids=_doc_ids(), seq_interval=qint("seq_interval", None, minimum=1))
+                        doc_ids=_doc_ids(), seq_interval=qint("seq_interval", None, minimum=1),
+                        selector=_selector())
 
 
 def changes(db_name: str) -> Response:
@@ -79,17 +95,25 @@ def _read_while_open(db_name: str, query: ChangesQuery) -> tuple[list[Any], int,
 
 def _longpoll(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
               timeout: float, heartbeat: float | None) -> Iterator[str]:
-    for ready in wait_for_change(db_name, query.since, timeout, heartbeat):
-        if not ready:
-            yield "\n"
-            continue
-        found = _read_while_open(db_name, query)
+    """Wait for the first change the query lets through (filters may hide some), then answer."""
+    deadline = time.monotonic() + timeout
+    since = query.since
+    while True:
+        woke = False
+        for ready in wait_for_change(db_name, since, max(0.0, deadline - time.monotonic()), heartbeat):
+            if not ready:
+                yield "\n"
+                continue
+            woke = True
+        found = _read_while_open(db_name, replace(query, since=since)) if woke else None
         if found is None:
             break
         rows, last_seq, pending = found
-        yield jsoncodec.dumps({"results": rows, "last_seq": last_seq, "pending": pending}) + "\n"
-        return
-    yield jsoncodec.dumps({"results": [], "last_seq": max(last_seq, query.since), "pending": 0}) + "\n"
+        if rows:
+            yield jsoncodec.dumps({"results": rows, "last_seq": last_seq, "pending": pending}) + "\n"
+            return
+        since = last_seq  # every new change was filtered out: wait past them
+    yield jsoncodec.dumps({"results": [], "last_seq": max(last_seq, since), "pending": 0}) + "\n"
 
 
 def _continuous(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
@@ -101,7 +125,7 @@ def _continuous(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: in
         for row in rows:
             yield jsoncodec.dumps(row) + "\n"
         sent += len(rows)
-        since = last_seq if rows else since
+        since = max(since, last_seq)  # filtered-out changes move the feed on too
         if query.limit is not None and sent >= query.limit:
             break
         woke = False
@@ -113,7 +137,7 @@ def _continuous(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: in
         if not woke:
             break
         remaining = None if query.limit is None else query.limit - sent
-        query = ChangesQuery(**{**query.__dict__, "since": since, "limit": remaining})
+        query = replace(query, since=since, limit=remaining)
         found = _read_while_open(db_name, query)
         if found is None:
             break

@@ -92,3 +92,17 @@ def test_a_feed_ends_cleanly_when_its_database_is_deleted(live_server: str) -> N
     requests.delete(root, auth=ADMIN, timeout=10)
     waiter.join(15)
     assert result["r"].status_code == 200 and result["r"].json()["results"] == []
+
+
+def test_selector_filter_returns_matching_docs_and_moves_past_the_rest(client: FlaskClient, db: str) -> None:
+    body = client.post(f"{db}/_changes?filter=_selector&include_docs=true",
+                       json={"selector": {"n": {"$gte": 3}}}).get_json()
+    assert [r["id"] for r in body["results"]] == ["d3", "d4"] and body["last_seq"] == 5
+    limited = client.post(f"{db}/_changes?filter=_selector&limit=1", json={"selector": {"n": {"$gte": 1}}})
+    assert [r["id"] for r in limited.get_json()["results"]] == ["d1"] and limited.get_json()["last_seq"] == 2
+    none = client.post(f"{db}/_changes?filter=_selector", json={"selector": {"n": 99}}).get_json()
+    assert none == {"results": [], "last_seq": 5, "pending": 0}  # a filtered feed still checkpoints forward
+    bad = client.post(f"{db}/_changes?filter=_selector", json={"selector": {"n": {"$bogus": 1}}})
+    assert bad.status_code == 400 and bad.get_json()["error"] == "bad_request"
+    missing = client.get(f"{db}/_changes?filter=_selector")
+    assert missing.status_code == 400
