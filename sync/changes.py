@@ -20,7 +20,7 @@ from .reads import ReadOptions, build_doc, load_bodies
 from .rows import DocRow, docs_after, docs_by_ids, docs_newest_first
 from .revtree import collect_leaves
 from .selector import matches
-from .store import changed, get_database
+from .store import changed, get_database, stopping
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def wait_for_change(db_name: str, since: int, timeout: float, heartbeat: float |
     """
     deadline = time.monotonic() + timeout
     next_beat = time.monotonic() + heartbeat if heartbeat else None
-    while True:
+    while not stopping.is_set():
         db.session.commit()  # a fresh snapshot for the next look
         seq = db.session.scalar(select(Database.update_seq).where(Database.name == db_name))
         if seq is None or seq > since:

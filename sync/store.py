@@ -32,6 +32,15 @@ DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 # Wakes long-poll readers in this process as soon as a write commits; readers in other
 # processes fall back to polling the database row (see sync.changes.wait_for_change).
 changed = threading.Condition()
+# Set while the server shuts down: waiting feeds end at once instead of at their timeout.
+stopping = threading.Event()
+
+
+def stop_waiters() -> None:
+    """End every waiting feed in this process now (a shutting-down server calls this)."""
+    stopping.set()
+    with changed:
+        changed.notify_all()
 
 
 _DATABASE = text("SELECT id, name, update_seq, revs_limit, doc_count, doc_del_count FROM couch_database"

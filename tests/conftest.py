@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
 from api import create_app
-from models import init_db
+from models import db, init_db
+from sync.store import stop_waiters, stopping
 
 pytest_plugins = ["tests.pg"]
 
@@ -30,9 +33,23 @@ def make_app(database_url: str, **config: Any) -> Flask:
     return app
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    yield make_app(f"sqlite:///{tmp_path}/wasl.sqlite")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """The app on SQLite, then again on a fresh database of the throwaway PostgreSQL cluster."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/wasl.sqlite"
+    else:
+        url = request.getfixturevalue("pg_fresh_url")
+    # Without a pool every connection closes when it is given back: a request thread
+    # that finishes after teardown cannot leave an open connection behind.
+    application = make_app(url, SQLALCHEMY_ENGINE_OPTIONS={"poolclass": NullPool})
+    yield application
+    with application.app_context():
+        # Close pooled connections now: dozens of test apps would otherwise exhaust
+        # PostgreSQL's connection limit before the garbage collector ran.
+        db.session.remove()
+        db.engine.dispose()
+    gc.collect()  # report a leaked connection against the test that leaked it
 
 
 @pytest.fixture
@@ -52,12 +69,19 @@ def anon(app: Flask) -> FlaskClient:
 def serve_in_thread(app: Flask) -> Iterator[str]:
     """Serve ``app`` on a free loopback port; yield its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    # Track request threads so server_close() can join them: a feed still waiting must
+    # end, and give its database connection back, before the test's database goes away.
+    server.daemon_threads = False
+    server.block_on_close = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+        stop_waiters()
+        server.server_close()
+        stopping.clear()
         thread.join(5)
 
 

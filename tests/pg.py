@@ -14,6 +14,7 @@ import stat
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -212,3 +213,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "pg_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture
+def pg_fresh_url(pg_url: str) -> str:
+    """SQLAlchemy URL of a new, empty database on the session's cluster (one per test)."""
+    port = int(pg_url.rsplit(":", 1)[1].split("/", 1)[0])
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    create_database(port, name)
+    return pg_url.rsplit("/", 1)[0] + "/" + name

@@ -101,13 +101,10 @@ def _peer() -> None:
 
 
 @pytest.fixture
-def couch_root(request: pytest.FixtureRequest) -> str:
+def couch_root(couch_url: str) -> str:
     """The CouchDB root with credentials: Wasl's, or WASL_PEER_SERVER's (to try the tests elsewhere)."""
     external = os.environ.get("WASL_PEER_SERVER")
-    if external:
-        return external.rstrip("/")
-    root: str = request.getfixturevalue("couch_url")
-    return root
+    return external.rstrip("/") if external else couch_url
 
 
 @pytest.fixture
