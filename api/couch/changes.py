@@ -64,8 +64,8 @@ def changes(db_name: str) -> Response:
             json_body(require_type=False), dict):
         raise BadRequest("Request body must be a JSON object")
     feed = request.args.get("feed", "normal")
-    if feed not in ("normal", "longpoll", "continuous", "eventsource"):
-        raise BadRequest("Supported `feed` types: normal, continuous, longpoll, eventsource")
+    if feed not in ("normal", "longpoll", "continuous"):
+        raise BadRequest("Supported `feed` types: normal, continuous, longpoll")
     since = parse_since(request.args.get("since"), current_seq(db_name))
     query = _query(since)
     if query.limit == 0 and feed == "normal":
