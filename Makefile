@@ -41,7 +41,7 @@ bench/peer/node_modules/.package-lock.json: bench/peer/package-lock.json
 	touch $@
 
 bench: install peer bench/peer/node_modules/.package-lock.json
-	$(PY) bench/replication.py
+	$(PY) bench/replication.py --repeat 3
 
 clean:
 	rm -rf $(VENV) tests/peer/node_modules bench/peer/node_modules

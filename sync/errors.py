@@ -88,3 +88,7 @@ class TooLarge(CouchError):
 
 class BadContentType(CouchError):
     status, error, reason = 415, "bad_content_type", "Content-Type must be application/json"
+
+
+class NotImplementedHere(CouchError):
+    status, error, reason = 501, "not_implemented", "Not implemented on this server"

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, g, request
 from sync.docs import check_doc_id
 from sync.errors import MethodNotAllowed, NotFound, Unauthorized
 
-from . import changes, database, documents, server
+from . import changes, database, design, documents, server
 from .auth import current_user
 from .params import raw_segments
 
@@ -45,6 +45,7 @@ DOC_VIEWS: dict[str, View] = {"GET": documents.get_doc, "HEAD": documents.get_do
 ATT_VIEWS: dict[str, View] = {"GET": documents.get_attachment, "HEAD": documents.get_attachment,
                               "PUT": documents.put_attachment,
                               "DELETE": documents.delete_attachment}
+VIEW_VIEWS: dict[str, View] = {"GET": design.view, "POST": design.view}
 ALL = ["GET", "HEAD", "POST", "PUT", "DELETE"]
 
 
@@ -65,6 +66,8 @@ def _route(segs: list[str]) -> tuple[View, tuple[str, ...]]:
     db_name, rest = segs[0], segs[1:]
     if not rest:
         return _pick(DB_VIEWS[""]), (db_name,)
+    if rest[0] == "_design" and len(rest) == 4 and rest[2] == "_view":
+        return _pick(VIEW_VIEWS), (db_name, rest[1], rest[3])
     if rest[0] in ("_local", "_design"):
         if len(rest) < 2:
             raise NotFound()
