@@ -96,6 +96,8 @@ def _leaf_rank(doc: DocRow, rev: str) -> tuple[bool, int, str]:
 
 
 def _leaf_deleted(doc: DocRow, rev: str) -> bool:
+    if rev == doc.winning_rev:  # the common case, known without walking the tree
+        return doc.deleted
     for leaf in collect_leaves(doc.rev_tree):
         if leaf.rev == rev:
             return bool(leaf.opts.get("deleted"))
@@ -148,7 +150,8 @@ def resolve_revs(doc: DocRow | None, wanted: list[str], latest: bool, opts: Read
     """Turn requested revs into ok/missing entries (``latest`` follows each to its leaves)."""
     targets: list[str] = []
     for rev in wanted:
-        found = leaves_under(doc.rev_tree, rev) if (doc is not None and latest) else []
+        # The winner is a leaf: following it leads to itself, no walk needed.
+        found = leaves_under(doc.rev_tree, rev) if (doc is not None and latest and rev != doc.winning_rev) else []
         targets.extend(found or [rev])
     targets = list(dict.fromkeys(targets))
     if doc is not None and bodies is None:
@@ -156,7 +159,7 @@ def resolve_revs(doc: DocRow | None, wanted: list[str], latest: bool, opts: Read
     out: list[Json] = []
     for rev in targets:
         body = bodies.get((doc.id, rev)) if (doc is not None and bodies is not None) else None
-        if doc is None or body is None or not rev_exists(doc.rev_tree, rev):
+        if doc is None or body is None or (rev != doc.winning_rev and not rev_exists(doc.rev_tree, rev)):
             out.append({"missing": rev})
         else:
             out.append({"ok": build_doc(doc, rev, body, opts)})
@@ -214,7 +217,7 @@ def _plan_one(req: Any, docs: dict[str, DocRow], latest: bool) -> Plan:
         parse_rev(rev)
     except CouchError as exc:
         return req, doc, exc
-    if doc is not None and latest:
+    if doc is not None and latest and rev != doc.winning_rev:
         return req, doc, leaves_under(doc.rev_tree, rev) or [rev]
     return req, doc, [rev]
 
