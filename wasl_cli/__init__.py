@@ -41,6 +41,8 @@ def init(db_name: str) -> None:
     click.echo(f"database ready: {app.config['SQLALCHEMY_DATABASE_URI'].split('://')[0]}, db '{db_name}'")
     if generated:
         click.echo(f"admin password (generated, shown once): {generated}")
+    elif not app.config.get("WASL_ADMIN_PASSWORD"):
+        click.echo("admin account exists; to reset its password, run with WASL_ADMIN_PASSWORD set")
 
 
 def _snippet(host: str, port: int) -> str:
