@@ -28,9 +28,11 @@ def main() -> None:
 def init(db_name: str) -> None:
     """Create the tables, the server identity, the admin account and a database."""
     from models import init_db
-    from sync.errors import FileExists
-    from sync.store import create_database
+    from sync.errors import FileExists, IllegalDatabaseName
+    from sync.store import DB_NAME, create_database
 
+    if not DB_NAME.match(db_name):  # before anything is created: bad input changes nothing
+        raise click.BadParameter(IllegalDatabaseName.reason, param_hint="'--db'")
     app = _app()
     with app.app_context():
         generated = init_db()
