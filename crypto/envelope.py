@@ -37,6 +37,7 @@ class DecryptionError(Exception):
     """The one error for any envelope or wrapped key that does not open: wrong key or PIN, tampered, moved."""
 
     def __init__(self) -> None:
+        """Carry the same message whatever went wrong."""
         super().__init__("decryption failed")  # the same words every time: the cause is not told
 
 

@@ -111,6 +111,9 @@ class Keyring:
         object.__setattr__(self, "key_id", require_bytes("key_id", self.key_id, KEY_ID_BYTES))
         if not isinstance(self.pin, WrappedKey):
             raise TypeError("pin must be a WrappedKey")
+        if not isinstance(self.recovery, (RecoveryWrap, type(None))) or \
+                not isinstance(self.retiring, (RetiringKey, type(None))):
+            raise TypeError("recovery and retiring must be a RecoveryWrap and a RetiringKey, or None")
 
     def to_json(self) -> dict[str, Any]:
         """Return the keyring as a JSON-ready dict."""

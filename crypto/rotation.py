@@ -28,6 +28,8 @@ _RETIRING_WRAP = b"wasl/retiring-wrap/v1"
 
 def rotate_data_key(keyring: Keyring, pin: str) -> tuple[bytes, bytes, Keyring]:
     """Return (old data key, new data key, new keyring); ValueError if a rotation is still in progress."""
+    if not isinstance(keyring, Keyring):
+        raise TypeError(f"keyring must be a Keyring, not {type(keyring).__name__}")
     if keyring.retiring is not None:
         # Starting again would drop the retiring key while envelopes may still need it.
         raise ValueError("a data-key rotation is in progress: finish it first")

@@ -86,8 +86,8 @@ def test_open_sealed_refuses_truncated_or_extended_envelopes(length: int) -> Non
 
 
 @pytest.mark.parametrize("moved", [
-    {"db": "referrals"}, {"doc_id": "6f1c1d0e-5b7a-4c4e-9a51-0d6a2b9f3e12"}, {"rev": "2-967a00dff5e02add41819138abb3284d"},
-    {"attachment": "photo-1.jpg"},
+    {"db": "referrals"}, {"doc_id": "6f1c1d0e-5b7a-4c4e-9a51-0d6a2b9f3e12"},
+    {"rev": "2-967a00dff5e02add41819138abb3284d"}, {"attachment": "photo-1.jpg"},
 ], ids=["other-db", "other-doc", "other-rev", "as-attachment"])
 def test_open_sealed_refuses_a_moved_ciphertext(moved: dict[str, str]) -> None:
     with pytest.raises(DecryptionError):
