@@ -50,5 +50,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from . import errors
     errors.init_app(app)
     from .couch import bp as couch_bp
+    from .devices import bp as devices_bp
     app.register_blueprint(couch_bp)
+    app.register_blueprint(devices_bp)
     return app

@@ -15,10 +15,11 @@ from flask_sqlalchemy import SQLAlchemy  # noqa: E402
 db = SQLAlchemy(model_class=Base)
 
 from .couch import Attachment, Database, Document, LocalDoc, Revision  # noqa: E402
+from .device import Device, EnrolmentCode  # noqa: E402
 from .server import Setting, User  # noqa: E402
 
-__all__ = ["Attachment", "Base", "Database", "Document", "LocalDoc", "Revision", "Setting", "User",
-           "db", "init_db"]
+__all__ = ["Attachment", "Base", "Database", "Device", "Document", "EnrolmentCode", "LocalDoc", "Revision",
+           "Setting", "User", "db", "init_db"]
 
 
 @event.listens_for(Engine, "connect")

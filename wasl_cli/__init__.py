@@ -71,3 +71,78 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     cmd = [gunicorn, "-k", "gthread", "-w", str(workers), "--threads", str(threads),
            "-b", f"{host}:{port}", "--timeout", "120", "--graceful-timeout", "5", "wsgi:app"]
     raise SystemExit(subprocess.call(cmd, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def _in_app(fn):  # type: ignore[no-untyped-def]
+    """Run ``fn`` inside the app, turning the store's refusals into one plain line."""
+    from sync.errors import CouchError
+    app = _app()
+    with app.app_context():
+        try:
+            return fn()
+        except CouchError as exc:
+            raise click.ClickException(exc.reason) from None
+
+
+@main.group()
+def user() -> None:
+    """Accounts (the full access model comes with roles and areas)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, help="A role such as chw or supervisor (repeatable).")
+@click.password_option(envvar="WASL_USER_PASSWORD", help="The password (prompted, or $WASL_USER_PASSWORD).")
+def user_add(name: str, roles: tuple[str, ...], password: str) -> None:
+    """Create an account."""
+    from crypto import hash_password
+    from models import User, db
+
+    def add() -> None:
+        if db.session.scalar(db.select(User).where(User.name == name)) is not None:
+            raise click.ClickException(f"A user named {name!r} already exists")
+        db.session.add(User(name=name, password_hash=hash_password(password), roles=list(roles)))
+        db.session.commit()
+    _in_app(add)
+    click.echo(f"user {name} created")
+
+
+@main.group()
+def device() -> None:
+    """Tablets: enrolment codes, status, retire and revoke."""
+
+
+@device.command("code")
+@click.option("--user", "user_name", required=True, help="The account the tablet will sync as.")
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 14))
+def device_code(user_name: str, hours: int) -> None:
+    """Create a one-time enrolment code for a user's tablet."""
+    from sync.devices import create_code
+    code = _in_app(lambda: create_code(user_name, hours * 3600))
+    click.echo(f"enrolment code for {user_name} (valid {hours} h, single use): {code}")
+
+
+@device.command("list")
+def device_list() -> None:
+    """List enrolled devices."""
+    from sync.devices import list_devices
+    for info in _in_app(list_devices):
+        click.echo(f"{info.device_id}  {info.user:<16} {info.status:<8} {info.name}")
+
+
+@device.command("retire")
+@click.argument("device_id")
+def device_retire(device_id: str) -> None:
+    """Retire a tablet: it pushes what it has not synced, then wipes its copy."""
+    from sync.devices import set_status
+    _in_app(lambda: set_status(device_id, "retired"))
+    click.echo(f"device {device_id} retired: it will push its unsynced work, then wipe")
+
+
+@device.command("revoke")
+@click.argument("device_id")
+def device_revoke(device_id: str) -> None:
+    """Revoke a lost or stolen tablet: refused at once, told to wipe."""
+    from sync.devices import set_status
+    _in_app(lambda: set_status(device_id, "revoked"))
+    click.echo(f"device {device_id} revoked: refused from now on, and told to wipe")

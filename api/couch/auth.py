@@ -21,6 +21,10 @@ from sqlalchemy import select
 
 from crypto import verify_password
 from models import User, db
+from sync.devices import device_for_token, touch
+from sync.errors import Unauthorized
+
+REVOKED_REASON = "This device has been revoked; wipe its copy."
 
 COOKIE = "AuthSession"
 SESSION_SECONDS = 12 * 3600
@@ -34,6 +38,7 @@ _lock = threading.Lock()
 class UserCtx:
     name: str
     roles: tuple[str, ...]
+    device_id: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "roles": list(self.roles)}
@@ -92,6 +97,27 @@ def _from_basic() -> UserCtx | None:
     return check_password(name, password) if sep else None
 
 
+SEEN_INTERVAL = 60.0  # seconds between "last seen" writes for one device
+
+
+def _from_bearer() -> UserCtx | None:
+    """A device's bearer token; a revoked device is refused at once and told to wipe."""
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    found = device_for_token(header[7:].strip())
+    if found is None:
+        return None
+    info, user = found
+    if info.status == "revoked":
+        raise Unauthorized(REVOKED_REASON)
+    if user.disabled:
+        return None
+    if info.last_seen_at is None or time.time() - info.last_seen_at > SEEN_INTERVAL:
+        touch(info.device_id)
+    return UserCtx(user.name, tuple(user.roles or ()), info.device_id)
+
+
 def current_user() -> UserCtx | None:
-    """The caller, from Basic auth first (as CouchDB does), then the session cookie."""
-    return _from_basic() or _from_cookie()
+    """The caller: a device's bearer token, Basic auth (as CouchDB), or the session cookie."""
+    return _from_bearer() or _from_basic() or _from_cookie()
