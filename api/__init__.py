@@ -35,7 +35,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         or "sqlite:///" + os.path.join(app.instance_path, "wasl.sqlite"),
         WASL_ADMIN_PASSWORD=os.environ.get("WASL_ADMIN_PASSWORD"),
         MAX_CONTENT_LENGTH=int(os.environ.get("WASL_MAX_REQUEST_BYTES", 64 * 1024 * 1024)),
-        WASL_DEFAULT_DB="wasl",
     )
     if test_config is None:
         app.config.from_pyfile("config.py", silent=True)

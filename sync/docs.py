@@ -11,7 +11,7 @@ import binascii
 from typing import Any
 
 from . import jsoncodec
-from .errors import BadRequest, DocValidation, MissingStub, NotFound
+from .errors import BadRequest, DocValidation, MissingStub
 from .store import md5_digest, store_blob
 
 # Top-level fields a client may send; any other "_" field is refused as CouchDB does.
@@ -133,9 +133,3 @@ def md5_of(meta: Json) -> bytes | None:
         return base64.b64decode(digest[4:])
     except (binascii.Error, ValueError):
         return None
-
-
-def require(obj: object, message: str = "missing") -> Any:
-    if obj is None:
-        raise NotFound(message)
-    return obj

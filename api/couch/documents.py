@@ -34,7 +34,7 @@ def _accepts(kind: str) -> bool:
     return kind in request.headers.get("Accept", "")
 
 
-def _follow_list(doc: dict[str, Any], db_name: str) -> list[multipart.Attachment]:
+def _follow_list(doc: dict[str, Any]) -> list[multipart.Attachment]:
     """The attachments of ``doc`` that carry data, decoded, for a multipart reply."""
     out = []
     for name, att in (doc.get("_attachments") or {}).items():
@@ -54,14 +54,14 @@ def get_doc(db_name: str, doc_id: str) -> Response:
             raise BadRequest("Invalid open_revs value")
         found = reads.open_revs(db_name, doc_id, revs, qbool("latest"), _read_options())
         if _accepts("multipart/mixed"):
-            parts = [multipart.Part.found(e["ok"], _follow_list(e["ok"], db_name)) if "ok" in e
+            parts = [multipart.Part.found(e["ok"], _follow_list(e["ok"])) if "ok" in e
                      else multipart.Part.not_found(e["missing"]) for e in found]
             body, ctype = multipart.build_mixed(parts)
             return Response(body, content_type=ctype)
         return send(found)
     doc = reads.get_doc(db_name, doc_id, request.args.get("rev"), _read_options(), qbool("latest"))
     if _accepts("multipart/related") and doc.get("_attachments") and qbool("attachments"):
-        body, ctype = multipart.build_related(doc, _follow_list(doc, db_name))
+        body, ctype = multipart.build_related(doc, _follow_list(doc))
         return Response(body, content_type=ctype)
     return send(doc, headers={"ETag": f'"{doc["_rev"]}"'})
 
