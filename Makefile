@@ -32,7 +32,7 @@ run: install
 	$(VENV)/bin/wasl init
 	$(VENV)/bin/wasl serve --port $(PORT)
 
-test: install peer system
+test: install peer system bench/peer/node_modules/.package-lock.json
 	$(VENV)/bin/flake8 api sync models crypto wasl_cli tests bench wsgi.py
 	$(VENV)/bin/pytest
 

@@ -92,3 +92,15 @@ class BadContentType(CouchError):
 
 class NotImplementedHere(CouchError):
     status, error, reason = 501, "not_implemented", "Not implemented on this server"
+
+
+class TransientError(CouchError):
+    """A failure worth retrying: the connection broke, timed out, or the server answered 5xx."""
+
+    status, error, reason = 503, "transient", "The request failed for a transient reason; retry it"
+
+
+class TimedOut(TransientError):
+    """A transient failure that was a timeout: the replicator also halves its batch (2G links)."""
+
+    error, reason = "timeout", "The request timed out"

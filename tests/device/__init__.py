@@ -1,0 +1,1 @@
+"""Tests of the device's encrypted local store (sync.device)."""

@@ -1,0 +1,1 @@
+"""Replication tests: checkpoint comparison, the replicator against live servers, faults."""

@@ -1,0 +1,150 @@
+"""A TCP proxy on loopback that breaks connections the way a 2G link does, at random points.
+
+Each accepted connection draws a plan from one seeded ``random.Random`` (accepts happen one
+at a time, so the sequence of plans is fixed by the seed):
+
+- ``pass``:           forward everything;
+- ``drop_request``:   forward N bytes of the client's requests, then cut both sides;
+- ``drop_response``:  forward N bytes of the server's responses, then cut (possibly after the
+                      server already acted on the request: the reply is lost);
+- ``truncate``:       forward a response's headers and N bytes of its body, then cut;
+- ``stall``:          forward N response bytes, then go silent past the client's read timeout;
+- ``refuse_503``:     answer the first request with a raw ``HTTP/1.1 503`` and close.
+
+N is drawn per connection, so with keep-alive the fault may hit a later request.
+"""
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from collections import Counter
+
+FAULTS = ("drop_request", "drop_response", "truncate", "stall", "refuse_503")
+RAW_503 = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class FaultProxy:
+    """Forward ``127.0.0.1:<port>`` to ``upstream_port``, injecting faults into some connections."""
+
+    def __init__(self, upstream_port: int, *, seed: int = 1, fault_rate: float = 0.5,
+                 weights: tuple[float, ...] = (3, 3, 3, 0.4, 2), max_offset: int = 4000, stall: float = 0.8) -> None:
+        self.upstream_port = upstream_port
+        self.rng = random.Random(seed)
+        self.fault_rate, self.weights, self.max_offset, self.stall = fault_rate, weights, max_offset, stall
+        self.counts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._listener.settimeout(0.1)  # close() cannot wake a blocked accept(): poll for the stop flag
+        self._threads: list[threading.Thread] = []
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+
+    def start(self) -> FaultProxy:
+        """Start accepting; return self."""
+        self._acceptor.start()
+        return self
+
+    def close(self) -> None:
+        """Stop accepting, cut every open connection and wait for the threads."""
+        self._stop.set()
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                _cut(sock)
+        self._acceptor.join(5)
+        for thread in list(self._threads):
+            thread.join(5)
+
+    def _plan(self) -> tuple[str, int]:
+        if self.rng.random() >= self.fault_rate:
+            return "pass", 0
+        return self.rng.choices(FAULTS, self.weights)[0], self.rng.randrange(self.max_offset)
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            kind, offset = self._plan()
+            self.counts[kind] += 1
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                _cut(client)
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            self._spawn(self._pump_request, client, upstream, kind, offset)
+            self._spawn(self._pump_response, upstream, client, kind, offset)
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        self._threads.append(thread)
+        thread.start()
+
+    def _pump_request(self, src: socket.socket, dst: socket.socket, kind: str, offset: int) -> None:
+        """Client to server."""
+        sent = 0
+        while chunk := _recv(src):
+            if kind == "refuse_503":
+                _send(src, RAW_503)
+                break
+            if kind == "drop_request" and sent + len(chunk) > offset:
+                _send(dst, chunk[:offset - sent])  # part of a request reaches the server
+                break
+            if not _send(dst, chunk):
+                break
+            sent += len(chunk)
+        _cut(src)
+        _cut(dst)
+
+    def _pump_response(self, src: socket.socket, dst: socket.socket, kind: str, offset: int) -> None:
+        """Server to client."""
+        sent, seen = 0, b""
+        limit = offset if kind in ("drop_response", "stall") else None
+        while chunk := _recv(src):
+            if kind == "truncate" and limit is None:
+                # Cut inside the first response's body: headers promised more than arrives.
+                seen += chunk
+                end = seen.find(b"\r\n\r\n")
+                limit = None if end < 0 else end + 4 + offset % 200
+            if limit is not None and sent + len(chunk) > limit:
+                _send(dst, chunk[:max(0, limit - sent)])
+                if kind == "stall":
+                    self._stop.wait(self.stall)  # silent past the client's read timeout
+                break
+            if not _send(dst, chunk):
+                break
+            sent += len(chunk)
+        _cut(src)
+        _cut(dst)
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+def _send(sock: socket.socket, data: bytes) -> bool:
+    try:
+        sock.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
+def _cut(sock: socket.socket) -> None:
+    """Shut a socket down both ways and close it (idempotent)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
