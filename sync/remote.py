@@ -290,3 +290,22 @@ class RemoteDatabase:
         """``GET /db``."""
         result: Json = self._request("GET", "")
         return result
+
+
+def _api_call(server_url: str, method: str, path: str, *, token: str | None = None, body: Any = None,
+              timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> Json:
+    """One call to Wasl's device API, with the same error translation as replication."""
+    base = server_url.rstrip("/")
+    with RemoteDatabase(f"{base}/couch/_api", auth=token, timeout=timeout) as api:
+        answer: Json = api._request(method, "", url=f"{base}/api/v1/devices/{path}", body=body)
+        return answer
+
+
+def enrol_device(server_url: str, code: str, name: str) -> Json:
+    """Trade an enrolment code for this device's id and bearer token."""
+    return _api_call(server_url, "POST", "enrol", body={"code": code, "name": name})
+
+
+def device_status(server_url: str, token: str) -> Json:
+    """What the server says of this device: ``status`` and the ``action`` it must take."""
+    return _api_call(server_url, "GET", "me", token=token)

@@ -146,3 +146,8 @@ def device_revoke(device_id: str) -> None:
     from sync.devices import set_status
     _in_app(lambda: set_status(device_id, "revoked"))
     click.echo(f"device {device_id} revoked: refused from now on, and told to wipe")
+
+
+from .tablet import register as _register_device_commands  # noqa: E402
+
+_register_device_commands(device)
