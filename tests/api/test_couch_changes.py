@@ -106,3 +106,17 @@ def test_selector_filter_returns_matching_docs_and_moves_past_the_rest(client: F
     assert bad.status_code == 400 and bad.get_json()["error"] == "bad_request"
     missing = client.get(f"{db}/_changes?filter=_selector")
     assert missing.status_code == 400
+
+
+def test_large_replies_are_gzipped_and_feeds_that_wait_are_not(live_server: str) -> None:
+    root = f"{live_server}/couch/gz"
+    requests.put(root, auth=ADMIN, timeout=10)
+    docs = [{"_id": f"v{i}", "notes": "blood pressure taken, referred to the clinic " * 5} for i in range(50)]
+    requests.post(f"{root}/_bulk_docs", json={"docs": docs}, auth=ADMIN, timeout=10)
+    packed = requests.get(f"{root}/_all_docs?include_docs=true", auth=ADMIN, timeout=10,
+                          headers={"Accept-Encoding": "gzip"}, stream=True)
+    raw = packed.raw.read()  # the bytes on the wire
+    assert packed.headers["Content-Encoding"] == "gzip" and len(raw) * 4 < len(json.dumps(docs))
+    waiting = requests.get(f"{root}/_changes?feed=longpoll&since=now&timeout=200", auth=ADMIN, timeout=10,
+                           headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in waiting.headers and waiting.json()["results"] == []
