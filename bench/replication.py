@@ -132,6 +132,16 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Ask a server to stop; kill it if it has not within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 @contextmanager
 def running(cmd: list[str], env: dict[str, str], cwd: Path, workdir: Path, probe: str) -> Iterator[int]:
     """Run ``cmd`` until the block ends, logging to ``workdir``/server.log; yield its pid."""
@@ -143,12 +153,7 @@ def running(cmd: list[str], env: dict[str, str], cwd: Path, workdir: Path, probe
         wait_until_up(probe, proc, log)
         yield proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 @contextmanager

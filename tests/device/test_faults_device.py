@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -18,17 +16,10 @@ from sync.replicator import sync_both
 
 from ..replication.faultproxy import FaultProxy
 from ..replication.helpers import ADMIN, new_db, remote
-from ..replication.test_faults import MAX_RUNS, READ_TIMEOUT, edit, until_ok, write_some
+from ..replication.test_faults import MAX_RUNS, READ_TIMEOUT, edit, proxy, until_ok, write_some  # noqa: F401
 from .helpers import FAST, PIN, assert_same
 
 CYCLES = 200
-
-
-@pytest.fixture
-def proxy(live_server: str) -> Iterator[FaultProxy]:
-    fault_proxy = FaultProxy(urlsplit(live_server).port or 80, seed=31337, stall=READ_TIMEOUT + 0.3).start()
-    yield fault_proxy
-    fault_proxy.close()
 
 
 def tablet_writes(store: DeviceStore, rng: random.Random, ids: list[str], created: set[str]) -> None:
@@ -54,7 +45,7 @@ def tablet_edit(store: DeviceStore, rng: random.Random, doc_id: str) -> None:
 
 
 @pytest.mark.parametrize("app", ["sqlite"], indirect=True)
-def test_tablet_converges_through_faults(live_server: str, proxy: FaultProxy, tmp_path: Path) -> None:
+def test_tablet_converges_through_faults(live_server: str, proxy: FaultProxy, tmp_path: Path) -> None:  # noqa: F811
     server = new_db(live_server + "/couch")
     through_proxy = f"http://127.0.0.1:{proxy.port}/couch/{server.url.rsplit('/', 1)[1]}"
     rng, ids, created = random.Random(11), [], set()

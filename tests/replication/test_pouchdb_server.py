@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.replication import stop_process
 from sync.replicator import replicate, sync_both
 
 from .helpers import ADMIN, Db, inline, new_db, remote
@@ -67,12 +68,7 @@ def pouchdb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         requests.put(f"{url}/_config/admins/{ADMIN[0]}", json=ADMIN[1], timeout=10).raise_for_status()
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 @pytest.fixture
