@@ -152,8 +152,13 @@ def sync(store_path: str) -> None:
                 store.close()
                 wipe(store_path)
                 raise click.ClickException("this device was revoked; its copy has been wiped")
-            _report("push", _replicate("push", store, remote))
+            pushed = _replicate("push", store, remote)
+            _report("push", pushed)
             if action == "push_then_wipe":
+                if pushed.errors:
+                    # Wiping now would lose the refused documents with the copy.
+                    raise click.ClickException("this device was retired, but the server refused "
+                                               f"{len(pushed.errors)} documents; not wiping until they are resolved")
                 store.close()
                 wipe(store_path)
                 click.echo("this device was retired: its work is on the server and its copy has been wiped")

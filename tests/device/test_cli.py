@@ -107,3 +107,26 @@ def test_change_pin_and_rotate_key_keep_the_data(enrolled: dict[str, Any]) -> No
         assert local.get("visit-4")["glucose"] == 13.7
     no_key = run("export-recovery", "--store", str(store), "--out", str(store.parent / "r.json"), pin="731904")
     assert no_key.exit_code == 1 and "no recovery key" in no_key.output
+
+
+def test_a_retired_device_keeps_its_copy_while_documents_are_refused(
+        enrolled: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync.remote import RemoteDatabase
+    store, server = enrolled["store"], enrolled["server"]
+    with DeviceStore.open(str(store), PIN) as local:
+        local.put({"_id": "visit-5", "type": "visit"})
+    real = RemoteDatabase.bulk_docs_replicated
+
+    def refuse(self: RemoteDatabase, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # The access rules will refuse documents like this (a CHW writing outside their area).
+        real(self, [d for d in docs if d["_id"] != "visit-5"])
+        return [{"id": "visit-5", "rev": d["_rev"], "error": "forbidden", "reason": "outside your area"}
+                for d in docs if d["_id"] == "visit-5"]
+
+    monkeypatch.setattr(RemoteDatabase, "bulk_docs_replicated", refuse)
+    requests.post(f"{server}/api/v1/devices/{enrolled['device_id']}/retire", auth=ADMIN, timeout=10)
+    result = run("sync", "--store", str(store))
+    assert "refused by the server: visit-5 (forbidden: outside your area)" in result.output
+    assert result.exit_code == 1 and "not wiping" in result.output
+    with DeviceStore.open(str(store), PIN) as local:
+        assert local.get("visit-5")["type"] == "visit"  # the refused visit is still on the tablet
