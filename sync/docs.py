@@ -6,58 +6,12 @@ A stored revision body is the document without ``_id``, ``_rev``, ``_deleted`` a
 """
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Any
-
 from . import jsoncodec
-from .errors import BadRequest, DocValidation, MissingStub
-from .store import md5_digest, store_blob
+from .docfields import Json, check_doc_id, decode_base64, md5_bytes, md5_digest, split_doc
+from .errors import BadRequest, MissingStub
+from .store import store_blob
 
-# Top-level fields a client may send; any other "_" field is refused as CouchDB does.
-ALLOWED_SPECIAL = {"_id", "_rev", "_deleted", "_attachments", "_revisions", "_revs_info",
-                   "_conflicts", "_deleted_conflicts", "_local_seq"}
-# Replication-state fields CouchDB stores like ordinary fields (#2442 in PouchDB's suite).
-KEPT_SPECIAL = {"_replication_id", "_replication_state", "_replication_state_time",
-                "_replication_state_reason", "_replication_stats"}
-ATT_META = ("content_type", "digest", "length", "revpos", "sha256")
-
-Json = dict[str, Any]
-# One limit on every engine (SQLite enforces none): the id must fit the column and a
-# PostgreSQL B-tree index entry (about 2,700 bytes).
-MAX_ID_BYTES = 2000
-
-
-def check_doc_id(doc_id: object, *, allow_local: bool = True) -> str:
-    """Validate a document id the way CouchDB does; return it."""
-    if not isinstance(doc_id, str) or doc_id == "":
-        raise BadRequest("Document id must be a non-empty string")
-    if doc_id.startswith("_") and not doc_id.startswith(("_design/", "_local/")):
-        raise BadRequest("Only reserved document ids may start with underscore.")
-    if doc_id.startswith("_local/") and not allow_local:
-        raise BadRequest("_local documents are not replicated")
-    if doc_id in ("_design/", "_local/"):
-        raise BadRequest("Document id must not be empty")
-    if len(doc_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
-        raise BadRequest(f"Document id must be at most {MAX_ID_BYTES} bytes of UTF-8")
-    return doc_id
-
-
-def split_doc(doc: Json) -> tuple[Json, bool, Json | None]:
-    """Return (body without special fields, deleted flag, raw ``_attachments``)."""
-    if not isinstance(doc, dict):
-        raise BadRequest("Document must be a JSON object")
-    body: Json = {}
-    for key, value in doc.items():
-        if key.startswith("_") and key not in KEPT_SPECIAL:
-            if key not in ALLOWED_SPECIAL:
-                raise DocValidation(f"Bad special document member: {key}")
-            continue
-        body[key] = value
-    atts = doc.get("_attachments")
-    if atts is not None and not isinstance(atts, dict):
-        raise BadRequest("_attachments must be a JSON object")
-    return body, bool(doc.get("_deleted")), atts or None
+__all__ = ["Json", "check_doc_id", "dump_body", "intake_attachments", "md5_of", "split_doc"]
 
 
 def dump_body(body: Json) -> str:
@@ -68,15 +22,6 @@ def dump_body(body: Json) -> str:
     except UnicodeEncodeError:
         raise BadRequest("Document contains invalid UTF-8 (a lone surrogate)") from None
     return text
-
-
-def _decode_inline(name: str, data: object) -> bytes:
-    if not isinstance(data, str):
-        raise BadRequest(f"Attachment data for {name} must be a base64 string")
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest("Invalid attachment data for " + name) from None
 
 
 def intake_attachments(atts: Json | None, *, new_pos: int, replicated: bool,
@@ -104,7 +49,7 @@ def intake_attachments(atts: Json | None, *, new_pos: int, replicated: bool,
             out[name] = dict(known)
             continue
         if "data" in entry:
-            data = _decode_inline(name, entry["data"])
+            data = decode_base64(name, entry["data"])
         elif entry.get("follows") and follows is not None and name in follows:
             data = follows[name]
         else:
@@ -126,10 +71,4 @@ def intake_attachments(atts: Json | None, *, new_pos: int, replicated: bool,
 
 def md5_of(meta: Json) -> bytes | None:
     """Raw md5 of an attachment's digest, for CouchDB's rev hash (None if not md5)."""
-    digest = meta.get("digest", "")
-    if not digest.startswith("md5-"):
-        return None
-    try:
-        return base64.b64decode(digest[4:])
-    except (binascii.Error, ValueError):
-        return None
+    return md5_bytes(meta.get("digest", ""))

@@ -9,7 +9,6 @@ a committed change (DESIGN decision 3).
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import threading
@@ -164,11 +163,6 @@ def load_blob(key: str) -> bytes:
     if row is None:  # pragma: no cover - a revision never names a blob it did not store
         raise DatabaseNotFound("attachment data missing")
     return row.data
-
-
-def md5_digest(data: bytes) -> str:
-    """The digest PouchDB and CouchDB report for uploaded bytes: ``md5-<base64>``."""
-    return "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
 def branch_points(tree: list[Any]) -> set[str]:

@@ -139,7 +139,8 @@ class EndpointApi(StoreCore):
 
     def _replicate_one(self, doc: Json) -> None:
         """Graft one replicated revision unless it is already known."""
-        body, deleted, raw_atts = split_doc(doc)
+        body, deleted, found_atts = split_doc(doc)
+        raw_atts = found_atts or {}
         if isinstance(doc.get("_id"), str) and doc["_id"].startswith(LOCAL_PREFIX):
             self._write_local(doc["_id"][len(LOCAL_PREFIX):], doc)
             return

@@ -27,7 +27,8 @@ class LocalApi(StoreCore):
 
     def put(self, doc: Json) -> str:
         """Write a new revision of ``doc`` (``_rev`` must be a current leaf, or absent); return its rev."""
-        body, deleted, raw_atts = split_doc(doc)
+        body, deleted, found_atts = split_doc(doc)
+        raw_atts = found_atts or {}
         doc_id = check_doc_id(doc.get("_id"))
         with self._tx():
             existing = self._load(doc_id)
