@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=os.environ.get("WASL_DATABASE_URL")
         or "sqlite:///" + os.path.join(app.instance_path, "wasl.sqlite"),
         WASL_ADMIN_PASSWORD=os.environ.get("WASL_ADMIN_PASSWORD"),
+        WASL_RECORDS_DB=os.environ.get("WASL_RECORDS_DB", "wasl"),
         MAX_CONTENT_LENGTH=int(os.environ.get("WASL_MAX_REQUEST_BYTES", 64 * 1024 * 1024)),
     )
     if test_config is None:

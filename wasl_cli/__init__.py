@@ -151,3 +151,9 @@ def device_revoke(device_id: str) -> None:
 from .tablet import register as _register_device_commands  # noqa: E402
 
 _register_device_commands(device)
+
+from . import conflicts as _conflicts, duplicates as _duplicates, quarantine as _quarantine  # noqa: E402
+from . import worker as _worker  # noqa: E402
+
+for _module in (_quarantine, _conflicts, _worker, _duplicates):
+    _module.register(main)

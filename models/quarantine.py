@@ -1,0 +1,2 @@
+"""quarantine tables (filled in by the records work)."""
+from __future__ import annotations

@@ -1,0 +1,19 @@
+"""Health records: document schemas, conflict resolution, central records, duplicates.
+
+The records database's documents (docs/records.md) are checked on the way in, their
+conflicts are resolved by a field-level three-way merge, and a worker projects them into
+the central SQL records of ``models.health``.
+
+Pure modules (no Flask, no database):
+
+- ``sync.records.merge3``    field-level three-way merge of document bodies
+- ``sync.records.matching``  duplicate-patient scoring (names across transliterations)
+
+Modules over the database:
+
+- ``sync.records.schemas``     marshmallow schemas per document type (no database)
+- ``sync.records.quarantine``  refused revisions, kept with their reason until released
+- ``sync.records.resolve``     writes resolutions of conflicted documents
+- ``sync.records.worker``      the change-feed worker that maintains the central records
+- ``sync.records.duplicates``  duplicate candidates, patient merge and its undo
+"""
