@@ -4,12 +4,17 @@ Both paths build a linear revision path, merge it into the stored tree (sync.mer
 keep the new leaf's body, and give the document the next sequence under the database
 lock (sync.store.write_lock). A revision the tree already holds is a no-op, never a
 conflict, so a re-sent batch changes nothing.
+
+A write may pass a ``Gate`` (the records database does, sync.records.quarantine): each
+new revision is shown to it after its rev is known and before it is grafted; a revision
+the gate refuses is held there, in the same transaction, and answered ``forbidden``
+while the rest of the batch goes on (DESIGN decision 5).
 """
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
@@ -17,13 +22,29 @@ from models import Document, Revision, db
 
 from . import jsoncodec
 from .docs import Json, check_doc_id, dump_body, intake_attachments, md5_of, split_doc
-from .errors import BadRequest, Conflict, CouchError
+from .errors import BadRequest, Conflict, CouchError, Forbidden
 from .local import put_local_in_txn
 from .merge import merge
 from .revs import format_rev, new_rev_hash, parse_rev
 from .rows import docs_by_ids
 from .revtree import is_deleted, is_leaf, make_path, rev_exists, winning_rev
 from .store import WriteTxn, write_lock
+
+
+class Gate(Protocol):
+    """Decides, before a revision is stored, whether it may be; holds a refused one."""
+
+    def refuse(self, db_name: str, doc: Json, *, rev: str, parent_rev: str | None,
+               replicated: bool) -> str | None:
+        """The reason ``doc`` (about to become ``rev``) is refused, or None to let it through."""
+
+
+class Refused(Forbidden):
+    """A revision the gate refused: it is held in the quarantine, not stored."""
+
+    def __init__(self, reason: str, doc_id: str, rev: str) -> None:
+        super().__init__(reason)
+        self.doc_id, self.rev = doc_id, rev
 
 
 @dataclass
@@ -148,7 +169,29 @@ def _stub_base(batch: Batch, doc_id: str, revisions: dict[str, Any]) -> Json:
     return {}
 
 
-def replicate_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None) -> None:
+def _screen(batch: Batch, gate: Gate | None, doc: Json, stored: Json | None, *, doc_id: str, rev: str,
+            parent_rev: str | None, revisions: dict[str, Any] | None = None) -> None:
+    """Show the revision to ``gate``; raise ``Refused`` if it says no.
+
+    The gate sees the document as sent, but with its attachments as stored (metadata and
+    our sha256 key, the bytes already in the attachment store) and with the revision path
+    a replicated revision carries, so a quarantined revision can be stored later as it was.
+    """
+    if gate is None:
+        return
+    held = {**doc, "_id": doc_id}
+    if stored:
+        held["_attachments"] = stored
+    if revisions is not None:
+        held["_revisions"] = revisions
+    reason = gate.refuse(batch.txn.database.name, held, rev=rev, parent_rev=parent_rev,
+                         replicated=revisions is not None)
+    if reason is not None:
+        raise Refused(reason, doc_id, rev)
+
+
+def replicate_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None,
+                  gate: Gate | None = None) -> None:
     """Graft one replicated revision (``new_edits=false``)."""
     doc_id = check_doc_id(doc.get("_id"))
     if doc_id.startswith("_local/"):
@@ -163,14 +206,21 @@ def replicate_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = No
     has_stub = any(isinstance(a, dict) and a.get("stub") for a in (atts or {}).values())
     base = _stub_base(batch, doc_id, revisions) if has_stub else None
     stored = intake_attachments(atts, new_pos=pos, replicated=True, base=base, follows=follows)
+    _screen(batch, gate, doc, stored, doc_id=doc_id, rev=rev, parent_rev=None, revisions=revisions)
     if stored:
         body["_attachments"] = stored
     opts = {"status": "available", **({"deleted": True} if deleted else {})}
     batch.graft(doc_id, make_path(revisions, opts), rev, body, deleted)
 
 
-def edit_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None) -> Json:
-    """Apply one ordinary edit (``new_edits=true``); return ``{"ok", "id", "rev"}``."""
+def edit_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None, gate: Gate | None = None,
+             *, branch: bool = False) -> Json:
+    """Apply one ordinary edit (``new_edits=true``); return ``{"ok", "id", "rev"}``.
+
+    :param branch: let the edit's ``_rev`` be any revision of the tree, not only a leaf, and
+        let an edit without ``_rev`` start a new root beside a live document: the edit then
+        becomes a conflict branch (a quarantine release writes its correction so).
+    """
     raw_id = doc.get("_id")
     doc_id = check_doc_id(raw_id) if raw_id is not None else uuid.uuid4().hex
     if doc_id.startswith("_local/"):
@@ -180,10 +230,12 @@ def edit_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None) -
     rev = doc.get("_rev")
     if rev is not None:
         parent: tuple[int, str] | None = parse_rev(rev)
-        if existing is None or not is_leaf(existing.rev_tree, rev):
+        if existing is None or not (rev_exists if branch else is_leaf)(existing.rev_tree, rev):
             raise Conflict()
-    elif existing is not None and not existing.deleted:
+    elif existing is not None and not existing.deleted and not branch:
         raise Conflict()
+    elif existing is not None and not existing.deleted:
+        parent = None
     else:
         # Recreating a deleted document extends its deleted winner, as CouchDB does.
         parent = parse_rev(existing.winning_rev) if existing is not None else None
@@ -200,6 +252,7 @@ def edit_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None) -
     ids = [new_hash] + ([parent[1]] if parent else [])
     opts = {"status": "available", **({"deleted": True} if deleted else {})}
     new_rev = format_rev(new_pos, new_hash)
+    _screen(batch, gate, doc, stored, doc_id=doc_id, rev=new_rev, parent_rev=parent_rev)
     batch.graft(doc_id, make_path({"start": new_pos, "ids": ids}, opts), new_rev, body, deleted)
     return {"ok": True, "id": doc_id, "rev": new_rev}
 
@@ -207,6 +260,8 @@ def edit_one(batch: Batch, doc: Json, follows: dict[str, bytes] | None = None) -
 def _item(doc: object, exc: CouchError, new_edits: bool) -> Json:
     """A per-document error item; replicated writes name the refused revision too."""
     item: Json = {"error": exc.error, "reason": exc.reason}
+    if isinstance(exc, Refused):  # knows the id even when the server generated it
+        return {"id": exc.doc_id, **({} if new_edits else {"rev": exc.rev}), **item}
     if isinstance(doc, dict) and isinstance(doc.get("_id"), str):
         rev = doc.get("_rev") if not new_edits and isinstance(doc.get("_rev"), str) else None
         item = {"id": doc["_id"], **({"rev": rev} if rev else {}), **item}
@@ -225,7 +280,7 @@ def _check_request(docs: list[Any], new_edits: bool) -> None:
             raise BadRequest("Document rev is required when new_edits is false")
 
 
-def bulk_docs(db_name: str, docs: list[Any], new_edits: bool = True) -> list[Json]:
+def bulk_docs(db_name: str, docs: list[Any], new_edits: bool = True, *, gate: Gate | None = None) -> list[Json]:
     """``_bulk_docs``: per-document results; with new_edits=false only the failures."""
     results: list[Json] = []
     _check_request(docs, new_edits)
@@ -239,9 +294,9 @@ def bulk_docs(db_name: str, docs: list[Any], new_edits: bool = True) -> list[Jso
                 if not isinstance(doc, dict):
                     raise BadRequest("Document must be a JSON object")
                 if new_edits:
-                    results.append(edit_one(batch, doc))
+                    results.append(edit_one(batch, doc, gate=gate))
                 else:
-                    replicate_one(batch, doc)
+                    replicate_one(batch, doc, gate=gate)
             except CouchError as exc:
                 results.append(_item(doc, exc, new_edits))
         batch.flush()
@@ -249,15 +304,22 @@ def bulk_docs(db_name: str, docs: list[Any], new_edits: bool = True) -> list[Jso
 
 
 def put_doc(db_name: str, doc: Json, *, new_edits: bool = True,
-            follows: dict[str, bytes] | None = None) -> Json:
+            follows: dict[str, bytes] | None = None, gate: Gate | None = None) -> Json:
     """Write one document; raise its error instead of returning it as an item."""
     with write_lock(db_name) as txn:
         batch = Batch(txn)
         batch.load([doc.get("_id")])  # type: ignore[list-item]
-        if new_edits:
-            result = edit_one(batch, doc, follows)
+        try:
+            if new_edits:
+                result = edit_one(batch, doc, follows, gate)
+            else:
+                replicate_one(batch, doc, follows, gate)
+                result = {"ok": True, "id": doc["_id"], "rev": replicated_rev(doc)[0]}
+        except Refused as exc:
+            refused = exc  # raised after the commit: the quarantine keeps the revision
         else:
-            replicate_one(batch, doc, follows)
-            result = {"ok": True, "id": doc["_id"], "rev": replicated_rev(doc)[0]}
-        batch.flush()
+            refused = None
+            batch.flush()
+    if refused is not None:
+        raise refused
     return result

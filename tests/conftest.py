@@ -26,6 +26,8 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(b"admin:secret").decode()}
 
 def make_app(database_url: str, **config: Any) -> Flask:
     """Create an app on ``database_url`` with its tables and the admin account."""
+    # Protocol tests write arbitrary documents to "wasl"; only the records tests use the checked database.
+    config.setdefault("WASL_RECORDS_DB", "records")
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
                       "WASL_ADMIN_PASSWORD": ADMIN[1], **config})
     with app.app_context():

@@ -1,21 +1,33 @@
 """Document endpoints: single docs (with open_revs and multipart), bulk reads and writes,
-``_revs_diff``, ``_all_docs``, ``_local`` docs and attachments."""
+``_revs_diff``, ``_all_docs``, ``_local`` docs and attachments.
+
+Every write to the records database (config ``WASL_RECORDS_DB``) passes its schema check:
+a refused revision is held in the quarantine and answered ``forbidden`` (docs/records.md).
+"""
 from __future__ import annotations
 
 import base64
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, g, request
 
 from sync import local, reads, writes
 from sync.alldocs import AllDocsQuery, all_docs as query_all_docs
 from sync.errors import BadRequest, Conflict, NotFound
+from sync.records.quarantine import RecordsGate
 from sync.store import get_database
 
 from . import multipart
 from .params import json_body, json_object, qbool, qint, qjson, send
 
 LOCAL_ATTACHMENTS = "_local documents do not accept attachments."
+
+
+def _gate(db_name: str) -> RecordsGate | None:
+    """The schema check for writes to the records database, on behalf of the caller; None elsewhere."""
+    if db_name != current_app.config.get("WASL_RECORDS_DB"):
+        return None
+    return RecordsGate(actor=g.user.name, device_id=g.user.device_id)
 
 
 def _read_options(force_revs: bool = False) -> reads.ReadOptions:
@@ -88,14 +100,15 @@ def put_doc(db_name: str, doc_id: str) -> Response:
     if doc_id.startswith("_local/"):
         doc.pop("_attachments", None)  # CouchDB accepts and drops them
         return send(local.put_local(db_name, doc_id, doc), 201)
-    result = writes.put_doc(db_name, doc, new_edits=qbool("new_edits", True), follows=follows)
+    result = writes.put_doc(db_name, doc, new_edits=qbool("new_edits", True), follows=follows,
+                            gate=_gate(db_name))
     return send(result, 201, {"ETag": f'"{result["rev"]}"'})
 
 
 def post_doc(db_name: str) -> Response:
     """``POST /db``: create a document, with a generated id unless it has one."""
     doc = json_object()
-    result = writes.put_doc(db_name, doc) if not str(doc.get("_id", "")).startswith("_local/") \
+    result = writes.put_doc(db_name, doc, gate=_gate(db_name)) if not str(doc.get("_id", "")).startswith("_local/") \
         else local.put_local(db_name, doc["_id"], doc)
     return send(result, 201)
 
@@ -107,7 +120,7 @@ def delete_doc(db_name: str, doc_id: str) -> Response:
         return send(local.delete_local(db_name, doc_id, rev))
     if rev is None:
         raise Conflict()
-    return send(writes.put_doc(db_name, {"_id": doc_id, "_rev": rev, "_deleted": True}))
+    return send(writes.put_doc(db_name, {"_id": doc_id, "_rev": rev, "_deleted": True}, gate=_gate(db_name)))
 
 
 def bulk_docs(db_name: str) -> Response:
@@ -119,7 +132,7 @@ def bulk_docs(db_name: str) -> Response:
     new_edits = body.get("new_edits", True)
     if not isinstance(new_edits, bool):
         raise BadRequest("`new_edits` parameter must be a boolean.")
-    return send(writes.bulk_docs(db_name, docs, new_edits), 201)
+    return send(writes.bulk_docs(db_name, docs, new_edits, gate=_gate(db_name)), 201)
 
 
 def bulk_get(db_name: str) -> Response:
@@ -200,7 +213,7 @@ def put_attachment(db_name: str, doc_id: str, name: str) -> Response:
     atts[name] = {"content_type": request.headers.get("Content-Type", "application/octet-stream"),
                   "data": base64.b64encode(request.get_data()).decode()}
     doc["_attachments"] = atts
-    result = writes.put_doc(db_name, doc)
+    result = writes.put_doc(db_name, doc, gate=_gate(db_name))
     return send(result, 201, {"ETag": f'"{result["rev"]}"'})
 
 
@@ -216,4 +229,4 @@ def delete_attachment(db_name: str, doc_id: str, name: str) -> Response:
         raise NotFound("Document is missing attachment")
     del atts[name]
     doc["_attachments"] = atts
-    return send(writes.put_doc(db_name, doc))
+    return send(writes.put_doc(db_name, doc, gate=_gate(db_name)))
