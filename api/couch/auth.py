@@ -4,6 +4,16 @@ Argon2id makes a password check cost tens of milliseconds, too much for every re
 a replication; a verified (name, password) pair is remembered for a minute, keyed by a
 keyed hash so the cache never holds a password. A disabled account or a changed password
 therefore takes effect within ``CACHE_SECONDS``.
+
+Sign-in throttling: after ``WASL_SIGNIN_MAX_FAILURES`` (5) failed checks for one account
+name, or from one client address, within ``WASL_SIGNIN_WINDOW_SECONDS`` (15 minutes),
+every further check for that name or from that address gets 429 ``too_many_requests``
+with ``Retry-After``, a right password included, until the window has passed. The
+counter and the cache are per app, in this process's memory (``api.security``).
+
+Audit: each real verification is logged, ``auth.sign_in`` or ``auth.sign_in_failed``
+(never the password); a cache hit is not a new sign-in, so a replication's Basic-auth
+requests add at most one entry a minute.
 """
 from __future__ import annotations
 
@@ -19,10 +29,13 @@ from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from crypto import verify_password
+from crypto import hash_password, verify_password
 from models import User, db
+from sync import audit
 from sync.devices import device_for_token, touch
 from sync.errors import Unauthorized
+
+from ..security import TooManyRequests, failures
 
 REVOKED_REASON = "This device has been revoked; wipe its copy."
 
@@ -30,8 +43,9 @@ COOKIE = "AuthSession"
 SESSION_SECONDS = 12 * 3600
 CACHE_SECONDS = 60
 
-_verified: dict[str, tuple[UserCtx, float]] = {}
+CACHE_EXTENSION = "wasl.verified_passwords"
 _lock = threading.Lock()
+_dummy_hash: list[str] = []  # hashed once, checked for unknown names so they cost the same
 
 
 @dataclass(frozen=True)
@@ -48,22 +62,60 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="couch-session")
 
 
-def check_password(name: str, password: str) -> UserCtx | None:
-    """Return the user if ``name``/``password`` are right and the account is enabled."""
+def _verified() -> dict[str, tuple[UserCtx, float]]:
+    return current_app.extensions.setdefault(CACHE_EXTENSION, {})  # type: ignore[no-any-return]
+
+
+def _find_user(name: str, password: str) -> tuple[User | None, str | None]:
+    """The account and why the check failed (None: it passed)."""
+    # A name no column can hold (or one PostgreSQL refuses) cannot exist: skip the query.
+    user = None if len(name) > 200 or "\0" in name else db.session.scalar(select(User).where(User.name == name))
+    if user is None:
+        if not _dummy_hash:
+            _dummy_hash.append(hash_password("not a password"))
+        verify_password(password, _dummy_hash[0])  # as slow as a real check: names do not leak
+        return None, "unknown_user"
+    if not verify_password(password, user.password_hash):
+        return user, "wrong_password"
+    return user, "disabled" if user.disabled else None
+
+
+def _audit(actor: str, action: str, **detail: object) -> None:
+    """Log a sign-in event in its own short transaction."""
+    db.session.commit()  # end the read transaction: on SQLite a reader cannot start to write
+    audit.record(actor.replace("\0", "")[:200], action, **detail)
+    db.session.commit()
+
+
+def check_password(name: str, password: str, *, via: str = "session") -> UserCtx | None:
+    """Return the user if ``name``/``password`` are right and the account is enabled.
+
+    :raise 429: too many failures for ``name`` or from the client's address (``TooManyRequests``).
+    """
+    address = request.remote_addr or "-"
+    keys = (("name", name), ("address", address))
+    wait = failures().wait(*keys)
+    if wait > 0:
+        raise TooManyRequests(wait)
     key = hmac.new(current_app.config["SECRET_KEY"].encode(), f"{name}\0{password}".encode(),
                    hashlib.sha256).hexdigest()
+    cache = _verified()
     with _lock:
-        hit = _verified.get(key)
+        hit = cache.get(key)
     if hit is not None and hit[1] > time.monotonic():
         return hit[0]
-    user = db.session.scalar(select(User).where(User.name == name))
-    if user is None or user.disabled or not verify_password(password, user.password_hash):
+    user, failure = _find_user(name, password)
+    if user is None or failure is not None:
+        locked = failures().fail(*keys)
+        _audit(name, "auth.sign_in_failed", via=via, address=address, reason=failure, locked=locked)
         return None
+    failures().forget(("name", name))
     ctx = UserCtx(user.name, tuple(user.roles or ()))
     with _lock:
-        if len(_verified) > 10000:
-            _verified.clear()
-        _verified[key] = (ctx, time.monotonic() + CACHE_SECONDS)
+        if len(cache) > 10000:
+            cache.clear()
+        cache[key] = (ctx, time.monotonic() + CACHE_SECONDS)
+    _audit(ctx.name, "auth.sign_in", via=via, address=address)
     return ctx
 
 
@@ -94,7 +146,7 @@ def _from_basic() -> UserCtx | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     name, sep, password = decoded.partition(":")
-    return check_password(name, password) if sep else None
+    return check_password(name, password, via="basic") if sep else None
 
 
 SEEN_INTERVAL = 60.0  # seconds between "last seen" writes for one device

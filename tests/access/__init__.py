@@ -1,0 +1,1 @@
+"""Tests of the access model: scopes, areas, assignments, accounts, sign-in limits."""
