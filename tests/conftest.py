@@ -82,9 +82,11 @@ def serve_in_thread(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         stop_waiters()
+        # serve_forever closes the server itself on its way out, joining the request
+        # threads; only once that is done may waiting feeds be allowed to wait again.
+        thread.join(30)
         server.server_close()
         stopping.clear()
-        thread.join(5)
 
 
 @pytest.fixture
