@@ -6,6 +6,8 @@ Pure modules (no Flask, no database, no I/O) - they can be read and tested alone
 - ``sync.revs``     revision ids: parse, format, CouchDB's deterministic rev hash
 - ``sync.revtree``  queries over a revision tree (winner, leaves, conflicts, paths)
 - ``sync.merge``    merging a revision path into a tree, and stemming
+- ``sync.scope``    access keys of documents and users, and the write rules
+- ``sync.records.merge3``, ``sync.records.project`` (see ``sync.records``)
 
 Modules over the database (SQLAlchemy models, no Flask request globals):
 

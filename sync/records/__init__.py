@@ -7,13 +7,16 @@ the central SQL records of ``models.health``.
 Pure modules (no Flask, no database):
 
 - ``sync.records.merge3``    field-level three-way merge of document bodies
-- ``sync.records.matching``  duplicate-patient scoring (names across transliterations)
+- ``sync.records.matching``  duplicate-patient scoring (names across transliterations; uses jellyfish)
+- ``sync.records.project``   a document body as central-record columns, and risk flags
 
 Modules over the database:
 
-- ``sync.records.schemas``     marshmallow schemas per document type (no database)
+- ``sync.records.schemas``     marshmallow schemas per document type (no database), built from
+  ``sync.records.schemafields``
 - ``sync.records.quarantine``  refused revisions, kept with their reason until released
 - ``sync.records.resolve``     writes resolutions of conflicted documents
+- ``sync.records.conflicts``   hard conflicts a supervisor reviews, and their choice
 - ``sync.records.worker``      the change-feed worker that maintains the central records
 - ``sync.records.duplicates``  duplicate candidates, patient merge and its undo
 """
