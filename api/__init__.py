@@ -57,8 +57,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("COMPRESS_EVALUATE_CONDITIONAL_REQUEST", False)
     Compress(app)
     db.init_app(app)
-    from . import errors
+    from . import errors, security
     errors.init_app(app)
+    security.init_app(app)
     from .couch import bp as couch_bp
     from .devices import bp as devices_bp
     app.register_blueprint(couch_bp)
