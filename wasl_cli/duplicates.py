@@ -121,7 +121,7 @@ def scan(db_name: str | None) -> None:
 @BY_OPTION
 def merge(survivor: str, merged: str, db_name: str | None, actor: str) -> None:
     """Merge patient MERGED into SURVIVOR; MERGED becomes a redirect, and nothing is lost."""
-    from sync.records.duplicates import merge_patients
+    from sync.records.patientmerge import merge_patients
 
     def run() -> tuple[int, list[str]]:
         _known_user(actor)
@@ -137,7 +137,7 @@ def merge(survivor: str, merged: str, db_name: str | None, actor: str) -> None:
 @BY_OPTION
 def undo(merge_id: int, actor: str) -> None:
     """Undo a merge: both patients get back their own values, edits made since are kept."""
-    from sync.records.duplicates import undo_merge
+    from sync.records.patientmerge import undo_merge
 
     def run() -> tuple[str, str]:
         _known_user(actor)

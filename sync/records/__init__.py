@@ -18,5 +18,6 @@ Modules over the database:
 - ``sync.records.resolve``     writes resolutions of conflicted documents
 - ``sync.records.conflicts``   hard conflicts a supervisor reviews, and their choice
 - ``sync.records.worker``      the change-feed worker that maintains the central records
-- ``sync.records.duplicates``  duplicate candidates, patient merge and its undo
+- ``sync.records.duplicates``  duplicate candidates and the supervisors' list
+- ``sync.records.patientmerge`` merging a duplicate patient into another, and its undo
 """

@@ -16,7 +16,8 @@ from models.audit import AuditEntry
 from models.duplicates import DuplicateCandidate, PatientKey, PatientMerge
 from sync.errors import BadRequest, Conflict, CouchError, NotFound
 from sync.reads import ReadOptions, get_doc
-from sync.records.duplicates import dismiss, list_candidates, merge_patients, refresh_candidates, undo_merge
+from sync.records.duplicates import dismiss, list_candidates, refresh_candidates
+from sync.records.patientmerge import merge_patients, undo_merge
 from sync.records.schemas import check_document
 from sync.rows import docs_after
 from sync.store import create_database, get_database
