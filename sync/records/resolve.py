@@ -32,13 +32,15 @@ from models.conflicts import ConflictRecord, Resolution
 from sync.audit import record
 from sync.docs import Json, md5_of
 from sync.revs import format_rev, new_rev_hash, parse_rev
-from sync.revtree import RevTree, collect_leaves, make_path, root_to_leaf
+from sync.revtree import RevTree, collect_leaves, make_path, rev_ancestry, root_to_leaf
 from sync.store import get_database, write_lock
 from sync.writes import Batch, DocState, edit_one
 
 from .merge3 import Leaf, merge3
 
 Progress = Callable[[int, int], None]
+# The body field of a resolution's tombstone: the merge revision it belongs to.
+RESOLVED_INTO = "resolved_into"
 
 
 @dataclass
@@ -66,6 +68,18 @@ def load_history(db_name: str, doc_id: str | None = None) -> dict[str, History]:
     for row_id, values in db.session.execute(marks):
         out.setdefault(row_id, History()).recorded.update(v["rev"] for v in values if v.get("deleted"))
     return out
+
+
+def _read_tombstones(batch: Batch, doc: DocState, deleted: list[str], history: History) -> None:
+    """Add the resolution tombstones among ``deleted`` leaves, and their merge parents, to ``history``."""
+    for rev, body in batch.bodies_of(doc, deleted).items():
+        into = body.get(RESOLVED_INTO)
+        ancestry = rev_ancestry(doc.rev_tree, rev) or []
+        if isinstance(into, str) and len(ancestry) > 1:
+            history.tombstones.add(rev)
+            parent = format_rev(parse_rev(rev)[0] - 1, ancestry[1])
+            if parent not in history.parents.setdefault(into, []):
+                history.parents[into].append(parent)
 
 
 def common_ancestors(tree: RevTree, leaves: list[str], parents: dict[str, list[str]]) -> list[str]:
@@ -118,6 +132,7 @@ def resolve_document(db_name: str, doc_id: str, *, actor: str = "server") -> str
             return None
         history = load_history(db_name, doc_id).get(doc_id, History())
         leaves = collect_leaves(doc.rev_tree)
+        _read_tombstones(batch, doc, [leaf.rev for leaf in leaves if leaf.opts.get("deleted")], history)
         live = [leaf.rev for leaf in leaves if not leaf.opts.get("deleted")]
         if not live:
             return None
@@ -145,7 +160,11 @@ def _merge(batch: Batch, doc: DocState, live: list[str], history: History, actor
     winner = doc.winning_rev
     merge_rev = write_child(batch, doc.doc_id, winner, bodies[winner], outcome.body)
     losers = [rev for rev in live if rev != winner]
-    tombstones = [edit_one(batch, {"_id": doc.doc_id, "_rev": rev, "_deleted": True})["rev"] for rev in losers]
+    # The tombstone names the merge it belongs to: a replica that receives the resolution by
+    # replication (with no Resolution row of its own) still knows these are not user deletions
+    # and which leaves the merge combined. The merge rev is deterministic, so the tombstone is too.
+    tombstones = [edit_one(batch, {"_id": doc.doc_id, "_rev": rev, "_deleted": True, RESOLVED_INTO: merge_rev})["rev"]
+                  for rev in losers]
     now = time.time()
     db.session.add(Resolution(db_name=batch.txn.database.name, doc_id=doc.doc_id, merge_rev=merge_rev,
                               merged_revs={"leaves": live, "tombstones": tombstones}, ancestor_rev=ancestor_rev,

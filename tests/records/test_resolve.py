@@ -93,7 +93,11 @@ def test_different_fields_are_merged_into_a_child_of_the_winner(records: Flask) 
     assert rev == "3-" + new_rev_hash(False, (2, H["b"]), merged, [])
     doc = winner()
     assert doc["_rev"] == rev and fields(doc) == merged and list(doc)[:-1] == ["_id", "_rev", *merged]
-    assert "_conflicts" not in doc and doc["_deleted_conflicts"] == ["3-" + new_rev_hash(True, (2, H["a"]), {}, [])]
+    # The tombstone on the other leaf names the merge, so any replica knows it is no user's deletion.
+    tombstone = "3-" + new_rev_hash(True, (2, H["a"]), {"resolved_into": rev}, [])
+    assert "_conflicts" not in doc and doc["_deleted_conflicts"] == [tombstone]
+    assert get_doc(DB, PID, tombstone, ReadOptions()) == {"_id": PID, "_rev": tombstone, "_deleted": True,
+                                                          "resolved_into": rev}
     assert live_leaves() == [rev]
     [resolution] = db.session.scalars(db.select(Resolution))
     assert (resolution.doc_id, resolution.merge_rev, resolution.ancestor_rev) == (PID, rev, "1-" + H["0"])
@@ -266,6 +270,36 @@ def test_two_servers_resolve_alike_and_converge_after_replication(records: Flask
         db.engine.dispose()
     assert live_leaves() == [here] and resolve_document(DB, PID) is None
     assert winner() == other_doc and len(conflict_rows()) == other_conflicts == 1
+
+
+def test_a_replica_that_received_a_resolution_knows_its_tombstones_and_merge_parents(
+        records: Flask, tmp_path: Path) -> None:
+    other = make_app(f"sqlite:///{tmp_path}/other.sqlite")
+    branches = [([H["1"], H["0"]], edited(T1, "chw1", phone="+254 700 000002")),
+                ([H["b"], H["0"]], edited(T2, "chw2", phone="+254 700 000003"))]
+    for rev_ids, body in branches:
+        put(rev_ids, body)
+    with other.app_context():  # the replica holds the same branches but does not resolve them itself
+        create_database(DB)
+        put([H["0"]], BASE)
+        for rev_ids, body in branches:
+            put(rev_ids, body)
+    merge_rev = resolve_document(DB, PID)
+    copy_all(records, other)
+    with other.app_context():
+        assert live_leaves() == [merge_rev]
+        assert resolve_document(DB, PID) is None
+        assert conflict_rows() == []  # the merge's tombstone is not taken for a user's deletion
+        # chw1's tablet, synced with the replica only, edits another field on its old branch.
+        put([H["c"], H["1"], H["0"]], edited(T3, "chw1", phone="+254 700 000002", national_id="ID-77"))
+        second = resolve_document(DB, PID)
+        doc = winner()
+        resolution = db.session.scalars(db.select(Resolution)).one()
+        db.session.remove()
+        db.engine.dispose()
+    assert second is not None and doc["national_id"] == "ID-77"
+    assert doc["phone"] == "+254 700 000003"  # the first server's pick stands
+    assert resolution.ancestor_rev == "2-" + H["1"]  # the merged leaf, learnt from the tombstone
 
 
 def test_a_branch_edited_after_its_merge_keeps_the_earlier_pick(records: Flask) -> None:
