@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 
 import click
@@ -61,8 +60,15 @@ def _snippet(host: str, port: int) -> str:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=32, show_default=True, type=click.IntRange(1, 512),
               help="Threads per worker; each held long-poll feed occupies one.")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the app with gunicorn (threaded, so long-poll feeds do not block others)."""
+@click.option("--no-worker", is_flag=True,
+              help="Do not start `wasl worker` beside the server (run it elsewhere to keep the central records).")
+def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> None:
+    """Serve the app with gunicorn (threaded, so long-poll feeds do not block others), and the records worker.
+
+    `wasl worker` runs as a child process that keeps the central records up to date; it is
+    stopped when the server exits. --no-worker leaves it out.
+    """
+    from .worker import supervise
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
     if gunicorn is None:
         raise click.ClickException("gunicorn is not installed in this environment")
@@ -70,7 +76,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     click.echo(_snippet(host, port))
     cmd = [gunicorn, "-k", "gthread", "-w", str(workers), "--threads", str(threads),
            "-b", f"{host}:{port}", "--timeout", "120", "--graceful-timeout", "5", "wsgi:app"]
-    raise SystemExit(subprocess.call(cmd, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    raise SystemExit(supervise(cmd, root, with_worker=not no_worker))
 
 
 def _in_app(fn):  # type: ignore[no-untyped-def]
@@ -153,7 +160,7 @@ from .tablet import register as _register_device_commands  # noqa: E402
 _register_device_commands(device)
 
 from . import conflicts as _conflicts, duplicates as _duplicates, quarantine as _quarantine  # noqa: E402
-from . import worker as _worker  # noqa: E402
+from . import access as _access, worker as _worker  # noqa: E402
 
-for _module in (_quarantine, _conflicts, _worker, _duplicates):
+for _module in (_quarantine, _conflicts, _worker, _duplicates, _access):
     _module.register(main)
