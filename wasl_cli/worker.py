@@ -1,6 +1,7 @@
 """`wasl worker` and `wasl rebuild`: the central records, from the shell; and the worker beside `wasl serve`."""
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -17,6 +18,7 @@ import click
 
 DB_HELP = "The records database (default: $WASL_RECORDS_DB or wasl)."
 RESTART_PAUSE_S = 5.0  # a worker that keeps dying is restarted at most this often
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _app_db(db_name: str | None) -> tuple[Any, str]:
@@ -130,6 +132,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when ``wasl serve`` dies.
+
+    Without it a SIGKILLed ``wasl serve`` would leave gunicorn and the worker running,
+    holding the port and the database. Elsewhere (no prctl) this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 def supervise(server: list[str], cwd: str, *, with_worker: bool = True,
               on_worker: Callable[[subprocess.Popen[bytes]], None] | None = None) -> int:
     """Run ``server`` and, unless ``with_worker`` is false, ``wasl worker`` beside it; return the server's code.
@@ -138,7 +153,7 @@ def supervise(server: list[str], cwd: str, *, with_worker: bool = True,
     server ends, the worker is terminated and waited for. ``on_worker`` sees each worker started.
     """
     def start_worker() -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(worker_command(), cwd=cwd)
+        child = subprocess.Popen(worker_command(), cwd=cwd, preexec_fn=_die_with_parent)
         if on_worker is not None:
             on_worker(child)
         return child
@@ -147,7 +162,7 @@ def supervise(server: list[str], cwd: str, *, with_worker: bool = True,
     started = time.monotonic()
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        proc = subprocess.Popen(server, cwd=cwd)
+        proc = subprocess.Popen(server, cwd=cwd, preexec_fn=_die_with_parent)
         signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
         while True:
             try:

@@ -259,3 +259,43 @@ def test_serve_keeps_a_worker_beside_the_server_and_stops_it(tmp_path: Path, mon
     idle: list[subprocess.Popen[bytes]] = []
     marker.touch()
     assert cli.supervise(server, str(ROOT), with_worker=False, on_worker=idle.append) == 0 and idle == []
+
+
+def test_children_end_when_serve_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed `wasl serve` leaves no server or worker running (they get SIGTERM from the kernel)."""
+    pids = tmp_path / "pids"
+    # The stand-in server writes its pid and that of the supervisor, then waits forever.
+    server = [str(VENV_BIN / "python"), "-c", "import os, time\n"
+              f"open({str(pids)!r}, 'w').write(str(os.getpid()))\n"
+              "while True: time.sleep(0.05)"]
+    code = ("import sys\nfrom wasl_cli import worker\n"
+            f"worker.worker_command = lambda: {server!r}\n"  # the worker: one more waiting child
+            f"sys.exit(worker.supervise({server!r}, {str(ROOT)!r}))")
+    supervisor = subprocess.Popen([str(VENV_BIN / "python"), "-c", code], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not pids.exists():
+            time.sleep(0.05)
+        time.sleep(0.3)  # both children started
+        children = [int(line.split()[1]) for line in subprocess.run(
+            ["ps", "-o", "ppid=,pid=", "-A"], capture_output=True, text=True, check=True).stdout.splitlines()
+            if int(line.split()[0]) == supervisor.pid]
+        assert len(children) == 2
+        supervisor.kill()
+        supervisor.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in children)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
