@@ -98,19 +98,15 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", "roles", multiple=True, help="A role such as chw or supervisor (repeatable).")
+@click.option("--role", "roles", multiple=True, required=True,
+              help="chw, supervisor, organiser, clinician or admin (repeatable).")
 @click.password_option(envvar="WASL_USER_PASSWORD", help="The password (prompted, or $WASL_USER_PASSWORD).")
 def user_add(name: str, roles: tuple[str, ...], password: str) -> None:
-    """Create an account."""
-    from crypto import hash_password
-    from models import User, db
+    """Create an account (the name, roles and password are checked; the audit log records it)."""
+    from sync.access import add_user
 
-    def add() -> None:
-        if db.session.scalar(db.select(User).where(User.name == name)) is not None:
-            raise click.ClickException(f"A user named {name!r} already exists")
-        db.session.add(User(name=name, password_hash=hash_password(password), roles=list(roles)))
-        db.session.commit()
-    _in_app(add)
+    from .access import cli_actor
+    _in_app(lambda: add_user(name, password, roles, actor=cli_actor()))
     click.echo(f"user {name} created")
 
 

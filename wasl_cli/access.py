@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 
-def _actor() -> str:
+def cli_actor() -> str:
     """Who ran the command, for the audit log."""
     try:
         return f"cli:{getpass.getuser()}"
@@ -36,7 +36,7 @@ def area() -> None:
 def area_add(path: str, kind: str, name: str) -> None:
     """Add an area under its existing parent, e.g. north/district-3/village-12."""
     from sync.access import add_area
-    info = _run(lambda: add_area(path, kind, name, actor=_actor()))
+    info = _run(lambda: add_area(path, kind, name, actor=cli_actor()))
     click.echo(f"area {info.path} added ({info.kind}: {info.name})")
 
 
@@ -60,7 +60,7 @@ def area_list() -> None:
 def assign_cmd(user_name: str, area_path: str, kind: str) -> None:
     """Assign a user to an area."""
     from sync.access import assign
-    _run(lambda: assign(user_name, area_path, kind, actor=_actor()))
+    _run(lambda: assign(user_name, area_path, kind, actor=cli_actor()))
     click.echo(f"{user_name} {kind} {area_path}")
 
 
@@ -71,7 +71,7 @@ def assign_cmd(user_name: str, area_path: str, kind: str) -> None:
 def unassign_cmd(user_name: str, area_path: str, kind: str | None) -> None:
     """Remove a user's assignment to an area."""
     from sync.access import unassign
-    removed = _run(lambda: unassign(user_name, area_path, kind, actor=_actor()))
+    removed = _run(lambda: unassign(user_name, area_path, kind, actor=cli_actor()))
     click.echo(f"{user_name} unassigned from {area_path} ({removed} assignment{'s' if removed != 1 else ''})")
 
 
@@ -91,7 +91,7 @@ def user_list() -> None:
 def user_disable(name: str) -> None:
     """Disable an account: its password, sessions and devices are refused from now on."""
     from sync.access import disable_user
-    devices = _run(lambda: disable_user(name, actor=_actor()))
+    devices = _run(lambda: disable_user(name, actor=cli_actor()))
     click.echo(f"user {name} disabled; {devices} device{'s' if devices != 1 else ''} refused from now on"
                " (retire or revoke them to have their copies wiped)")
 
