@@ -1,7 +1,8 @@
 """The worker that keeps the central records (models.health) in step with the records database.
 
 It reads the server's own change feed from its checkpoint, in batches. For each batch it
-first resolves documents with several live leaves (sync.records.resolve), then reads the
+first resolves documents with several live leaves, and records deletions that lost to an
+edit, for a supervisor (sync.records.resolve); then it reads the
 winning revision of every changed document and plans the rows (``prepare``: reads only),
 then writes them in one transaction that begins by moving the checkpoint
 (``central.advance``), so the rows and the checkpoint commit together or not at all: a
@@ -62,8 +63,15 @@ def _database(db_name: str) -> Any:
     return row
 
 
-def _live_leaves(doc: DocRow) -> int:
-    return sum(1 for leaf in collect_leaves(doc.rev_tree) if not leaf.opts.get("deleted"))
+def _needs_resolver(db_name: str, doc: DocRow) -> bool:
+    """Several live leaves; or a deleted leaf beside the live one that no resolution wrote
+    and no delete-vs-edit record names yet (the resolver records it for a supervisor)."""
+    leaves = collect_leaves(doc.rev_tree)
+    live = sum(1 for leaf in leaves if not leaf.opts.get("deleted"))
+    if live != 1 or len(leaves) == 1:
+        return live > 1
+    history = resolve.load_history(db_name, doc.doc_id).get(doc.doc_id, resolve.History())
+    return resolve.needs_resolution(doc.rev_tree, history)
 
 
 def _read_batch(db_name: str, database_id: int, since: int, size: int) -> tuple[list[Change], bool]:
@@ -75,7 +83,7 @@ def _read_batch(db_name: str, database_id: int, since: int, size: int) -> tuple[
     resolved = False
     while True:
         changes = central.changed_docs(database_id, since, size)
-        todo = [d for d, _ in changes if d.doc_id not in attempted and _live_leaves(d) > 1]
+        todo = [d for d, _ in changes if d.doc_id not in attempted and _needs_resolver(db_name, d)]
         if not todo:
             return changes, resolved
         for doc in todo:

@@ -10,9 +10,11 @@ import pytest
 from flask import Flask
 
 from models import db
-from models.conflicts import ConflictRecord
+from models.conflicts import ConflictRecord, Resolution
+from models.health import Patient
 from sync.reads import ReadOptions, get_doc
 from sync.records.resolve import resolve_document
+from sync.records.worker import run_once
 from sync.store import create_database, stop_waiters
 from sync.writes import put_doc
 from tests.pouch import require_peer, run_peer
@@ -88,7 +90,9 @@ def run_with_resolution(app: Flask, couch_url: str, script: dict[str, Any], sign
         assert time.monotonic() < deadline, "the peer did not push in time"
         time.sleep(0.05)
     with app.app_context():
-        resolved = resolve_document(DB, PID)
+        # The worker resolves, as it does in production, and projects the result.
+        run_once(DB)
+        resolved = db.session.scalar(db.select(Resolution.merge_rev).where(Resolution.doc_id == PID))
         put_doc(DB, {"_id": SIGNAL, "type": "household", "area": "north/district-3", "name": "signal",
                      "updated_at": T1, "updated_by": "server"})
         db.session.remove()
@@ -122,6 +126,8 @@ def test_tablets_converge_on_the_servers_resolution(app: Flask, couch_url: str, 
         server = get_doc(DB, PID, None, ReadOptions(conflicts=True))
         conflicts = [(c.kind, c.field) for c in db.session.scalars(db.select(ConflictRecord))]
         again = resolve_document(DB, PID)
+        run_once(DB)
+        central = db.session.get(Patient, (DB, PID))
         db.session.remove()
     assert again is None and conflicts == recorded
     assert "_conflicts" not in server
@@ -130,6 +136,11 @@ def test_tablets_converge_on_the_servers_resolution(app: Flask, couch_url: str, 
         assert resolved is None  # the live edit wins; no merge is written
     else:
         assert resolved == server["_rev"] and resolved.startswith("3-")
+    # The central record says what the documents say.
+    assert central is not None and (central.rev, central.deleted) == (server["_rev"], False)
+    assert (central.given_name, central.phone, central.sex, central.chronic_conditions,
+            central.share_with_partners) == (server["given_name"], server["phone"], server["sex"],
+                                             server["chronic_conditions"], server["consent"]["share_with_partners"])
     for device in sorted(edits):
         docs = {row["id"]: row["doc"] for row in result["dbs"][device]["rows"]}
         assert docs[PID] == server, f"device {device} differs from the server"  # same rev, body, no _conflicts
