@@ -40,8 +40,9 @@ bench/peer/node_modules/.package-lock.json: bench/peer/package-lock.json
 	npm ci --prefix bench/peer --no-audit --no-fund
 	touch $@
 
-bench: install peer bench/peer/node_modules/.package-lock.json
+bench: install peer system bench/peer/node_modules/.package-lock.json
 	$(PY) bench/replication.py --repeat 3
+	$(PY) bench/records.py
 
 clean:
 	rm -rf $(VENV) tests/peer/node_modules bench/peer/node_modules
