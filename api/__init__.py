@@ -60,8 +60,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from . import errors, security
     errors.init_app(app)
     security.init_app(app)
+    from .audit import bp as audit_bp
     from .couch import bp as couch_bp
     from .devices import bp as devices_bp
+    app.register_blueprint(audit_bp)
     app.register_blueprint(couch_bp)
     app.register_blueprint(devices_bp)
     return app

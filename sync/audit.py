@@ -15,11 +15,27 @@ def record(actor: str, action: str, *, db_name: str | None = None, doc_id: str |
                               device_id=device_id, detail=detail))
 
 
-def entries(*, doc_id: str | None = None, action: str | None = None, limit: int = 100) -> list[AuditEntry]:
-    """The newest entries first, optionally for one document or one action."""
-    query = db.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-    if doc_id is not None:
-        query = query.where(AuditEntry.doc_id == doc_id)
+def entries(*, actor: str | None = None, action: str | None = None, db_name: str | None = None,
+            doc_id: str | None = None, device_id: str | None = None, since: float | None = None,
+            until: float | None = None, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+    """The newest entries first, narrowed by any of the filters given (``action`` ending in
+    ``.`` matches a family, e.g. ``auth.``)."""
+    query = db.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    for column, value in ((AuditEntry.actor, actor), (AuditEntry.db_name, db_name), (AuditEntry.doc_id, doc_id),
+                          (AuditEntry.device_id, device_id)):
+        if value is not None:
+            query = query.where(column == value)
     if action is not None:
-        query = query.where(AuditEntry.action == action)
+        query = query.where(AuditEntry.action.startswith(action, autoescape=True) if action.endswith(".")
+                            else AuditEntry.action == action)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.at < until)
     return list(db.session.scalars(query))
+
+
+def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    """One entry as the API and the CLI show it."""
+    return {"id": entry.id, "at": entry.at, "actor": entry.actor, "action": entry.action,
+            "db": entry.db_name, "doc_id": entry.doc_id, "device_id": entry.device_id, "detail": entry.detail}

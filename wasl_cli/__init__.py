@@ -81,7 +81,13 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> 
 
 
 def _in_app(fn):  # type: ignore[no-untyped-def]
-    """Run ``fn`` inside the app, turning the store's refusals into one plain line."""
+    """Run ``fn`` inside the app, turning the store's refusals into one plain line.
+
+    Every connection is given back when the command ends: the app's pool would outlive it.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models import db
     from sync.errors import CouchError
     app = _app()
     with app.app_context():
@@ -89,6 +95,13 @@ def _in_app(fn):  # type: ignore[no-untyped-def]
             return fn()
         except CouchError as exc:
             raise click.ClickException(exc.reason) from None
+        except SQLAlchemyError:
+            # The driver's message may hold the database URL and its password: never print it.
+            raise click.ClickException("the database refused the command: is it reachable, and has "
+                                       "`wasl init` created the tables?") from None
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
 
 @main.group()
@@ -156,7 +169,7 @@ from .tablet import register as _register_device_commands  # noqa: E402
 _register_device_commands(device)
 
 from . import conflicts as _conflicts, duplicates as _duplicates, quarantine as _quarantine  # noqa: E402
-from . import access as _access, worker as _worker  # noqa: E402
+from . import access as _access, audit as _audit, worker as _worker  # noqa: E402
 
-for _module in (_quarantine, _conflicts, _worker, _duplicates, _access):
+for _module in (_quarantine, _conflicts, _worker, _duplicates, _access, _audit):
     _module.register(main)
