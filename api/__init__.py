@@ -57,9 +57,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("COMPRESS_EVALUATE_CONDITIONAL_REQUEST", False)
     Compress(app)
     db.init_app(app)
-    from . import errors, security
+    from . import errors, ratelimit, security
     errors.init_app(app)
     security.init_app(app)
+    ratelimit.init_app(app)
     from .audit import bp as audit_bp
     from .couch import bp as couch_bp
     from .devices import bp as devices_bp

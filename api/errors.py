@@ -19,9 +19,11 @@ log = logging.getLogger("wasl")
 # Werkzeug's HTTP errors mapped to CouchDB's error strings.
 HTTP_ERRORS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-               412: "precondition_failed", 413: "too_large", 415: "bad_content_type"}
+               412: "precondition_failed", 413: "too_large", 415: "bad_content_type",
+               429: "too_many_requests"}
 HTTP_REASONS = {404: "missing", 413: "the request entity is too large",
-                405: "Method not allowed", 415: "Content-Type must be application/json"}
+                405: "Method not allowed", 415: "Content-Type must be application/json",
+                429: "Too many requests; slow down and retry after the time in Retry-After"}
 
 
 def couch_body(error: str, reason: str) -> dict[str, str]:
@@ -42,6 +44,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException) -> Response:
+        if exc.response is not None:  # already a full reply (a rate limit's 429 with Retry-After)
+            return exc.response  # type: ignore[return-value]
         status = exc.code or 500
         error = HTTP_ERRORS.get(status, "unknown_error")
         reason = HTTP_REASONS.get(status) or (exc.description or error)
