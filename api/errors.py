@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from sync.errors import CouchError
@@ -24,6 +24,21 @@ HTTP_ERRORS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 HTTP_REASONS = {404: "missing", 413: "the request entity is too large",
                 405: "Method not allowed", 415: "Content-Type must be application/json",
                 429: "Too many requests; slow down and retry after the time in Retry-After"}
+
+
+PAGE_MESSAGES = {400: "The form could not be used: it was out of date or incomplete. Go back, reload and try again.",
+                 403: "Your account may not open this page.", 404: "There is no such page.",
+                 500: "Something went wrong on the server. It has been logged; please try again."}
+
+
+def _is_page() -> bool:
+    """Pages get HTML errors; the CouchDB and JSON APIs get ``{"error", "reason"}``."""
+    return not request.path.startswith(("/couch", "/api/"))
+
+
+def _page_error(code: int, message: str) -> Response:
+    # A fixed message per status: an exception's own text could hold patient data.
+    return Response(render_template("error.html", code=code, message=message), status=code, mimetype="text/html")
 
 
 def couch_body(error: str, reason: str) -> dict[str, str]:
@@ -46,6 +61,8 @@ def init_app(app: Flask) -> None:
     def handle_http(exc: HTTPException) -> Response:
         if exc.response is not None:  # already a full reply (a rate limit's 429 with Retry-After)
             return exc.response  # type: ignore[return-value]
+        if _is_page():
+            return _page_error(exc.code or 500, PAGE_MESSAGES.get(exc.code or 500, exc.description or ""))
         status = exc.code or 500
         error = HTTP_ERRORS.get(status, "unknown_error")
         reason = HTTP_REASONS.get(status) or (exc.description or error)
@@ -56,4 +73,6 @@ def init_app(app: Flask) -> None:
         if isinstance(exc, HTTPException):  # pragma: no cover - handled above
             return handle_http(exc)
         log.exception("unhandled error")
+        if _is_page():
+            return _page_error(500, PAGE_MESSAGES[500])
         return couch_error_response(500, "unknown_error", "Database encountered an unknown error")
