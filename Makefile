@@ -22,11 +22,14 @@ tests/peer/node_modules/.package-lock.json: tests/peer/package-lock.json
 
 peer: tests/peer/node_modules/.package-lock.json
 
-# Tests start throwaway PostgreSQL 15 clusters; Debian's package brings the binaries
-# and the `postgres` user they run as.
+# Tests start throwaway PostgreSQL 15 clusters (Debian's package brings the binaries and
+# the `postgres` user they run as) and drive Debian's Chromium through Playwright (never
+# `playwright install`, which downloads a browser).
+SYSTEM_PACKAGES = $(if $(wildcard /usr/lib/postgresql/15/bin/initdb),,postgresql-15) \
+	$(if $(wildcard /usr/bin/chromium),,chromium)
 system:
-	@test -x /usr/lib/postgresql/15/bin/initdb || { $(SUDO) apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql-15; }
+	@test -z "$(strip $(SYSTEM_PACKAGES))" || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(SYSTEM_PACKAGES); }
 
 run: install
 	$(VENV)/bin/wasl init
