@@ -169,7 +169,8 @@ from .tablet import register as _register_device_commands  # noqa: E402
 _register_device_commands(device)
 
 from . import conflicts as _conflicts, duplicates as _duplicates, quarantine as _quarantine  # noqa: E402
-from . import access as _access, audit as _audit, demo as _demo, worker as _worker  # noqa: E402
+from . import access as _access, audit as _audit, demo as _demo, replicate as _replicate  # noqa: E402
+from . import worker as _worker  # noqa: E402
 
-for _module in (_quarantine, _conflicts, _worker, _duplicates, _access, _audit, _demo):
+for _module in (_quarantine, _conflicts, _worker, _duplicates, _access, _audit, _demo, _replicate):
     _module.register(main)

@@ -21,7 +21,7 @@ from sync.replicator import replicate, sync_both
 
 from ..conftest import make_app, serve_in_thread
 from ..replication.helpers import ADMIN, Db, inline, new_db
-from ..replication.test_pouchdb_server import pouchdb_server  # noqa: F401  (a module-scoped fixture)
+from ..replication.conftest import pouchdb_server  # noqa: F401  (a module-scoped fixture)
 from .helpers import FAST, PIN, assert_same
 
 # Small batches, so every run spans several batches and checkpoints; no back-off sleeps.
