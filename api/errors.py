@@ -66,7 +66,11 @@ def init_app(app: Flask) -> None:
         status = exc.code or 500
         error = HTTP_ERRORS.get(status, "unknown_error")
         reason = HTTP_REASONS.get(status) or (exc.description or error)
-        return couch_error_response(status, error, reason)
+        resp = couch_error_response(status, error, reason)
+        for name, value in exc.get_headers():
+            if name == "Allow":  # a 405 says which methods would do
+                resp.headers[name] = value
+        return resp
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Response:

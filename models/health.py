@@ -103,7 +103,9 @@ class Visit(_Record, db.Model):  # type: ignore[name-defined,misc]
                       Index("ix_health_visit_patient_doc", "db_name", "patient_doc_id"),
                       Index("ix_health_visit_chw", "db_name", "chw", "visited_at"),
                       Index("ix_health_visit_area", "db_name", "area", "visited_at"),
-                      Index("ix_health_visit_campaign", "db_name", "campaign_id", "visited_at"))
+                      Index("ix_health_visit_campaign", "db_name", "campaign_id", "visited_at"),
+                      # The visit log's newest-first page: without it every visit in reach is sorted.
+                      Index("ix_health_visit_time", "db_name", "visited_at"))
 
 
 class Referral(_Record, db.Model):  # type: ignore[name-defined,misc]

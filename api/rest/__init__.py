@@ -38,7 +38,8 @@ def caller(*roles: str) -> UserCtx:
     """
     user = g.get("rest_user")
     if user is None:
-        user = current_user()
+        from ..web import signed_in  # the pages' own session: the API is the pages' twin
+        user = current_user() or signed_in()
         if user is None:
             raise Unauthorized()
         g.rest_user = user
@@ -54,7 +55,7 @@ def page_args(default: int = 50) -> tuple[int, int]:
         value = request.args.get(name)
         if value is None:
             out.append(fallback)
-        elif value.isdigit() and low <= int(value) <= high:
+        elif value.isascii() and value.isdigit() and low <= int(value) <= high:  # "²".isdigit() is true
             out.append(int(value))
         else:
             raise BadRequest(f"{name} must be a whole number from {low} to {high}")
