@@ -31,8 +31,11 @@ system:
 	@test -z "$(strip $(SYSTEM_PACKAGES))" || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(SYSTEM_PACKAGES); }
 
+# The demo data set (wasl demo) is loaded unless WASL_DEMO=0; a second run changes nothing.
+WASL_DEMO ?= 1
 run: install
 	$(VENV)/bin/wasl init
+	@if [ "$(WASL_DEMO)" != 0 ]; then $(VENV)/bin/wasl demo; fi
 	$(VENV)/bin/wasl serve --port $(PORT)
 
 test: install peer system bench/peer/node_modules/.package-lock.json

@@ -1,0 +1,264 @@
+"""A campaign's progress, computed over the central tables (models.health).
+
+Figures, each per area, per CHW, and per sex and age band (``sync.records.filters``):
+
+- ``eligible``: live patients (not deleted, not merged into another) whose area lies in
+  one of the campaign's areas and who match its eligibility (sex; age in whole years on
+  the reference date). A patient of unknown age is not eligible when the campaign bounds
+  the age.
+- ``screened``: live visits whose ``campaign_id`` is the campaign (a patient screened twice
+  counts twice); ``positive``: those with a campaign threshold flag (``campaign:<field>``).
+- ``referred``: live referrals, other than cancelled ones, made from those visits
+  (``visit_id``); ``completed``: those whose status is ``completed``.
+
+A visit counts under its own area and CHW; its patient gives the sex and age band. Per
+CHW, the eligible population is that of the villages the CHW works in. A target is set
+per area; a row's target is its own, else the sum of its descendants'. With a CHW, sex or
+age-band filter no target applies. Each figure is one grouped query (indexes: visits by
+campaign, patients by area), rolled up here in Python.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, defaultdict
+from dataclasses import asdict, dataclass, fields
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Text, case, cast, func, select
+
+from models import User, db
+from models.access import Assignment
+from models.health import Patient, Referral, Visit, WorkerCheckpoint
+
+from .campaigns import CampaignDoc
+from .filters import (BAND_NAMES, BANDS, OLDEST, Filters, band_case, eligibility_clauses, in_any, in_area,
+                      reference_date, sex_of, visit_clauses)
+from .schemafields import SEXES
+
+Json = dict[str, Any]
+CACHE_SIZE = 64
+_cache: OrderedDict[tuple[Any, ...], Json] = OrderedDict()
+_cache_lock = threading.Lock()
+POSITIVE = '%"campaign:%'  # a campaign threshold flag inside the JSON list of risk flags
+MAIN_SEXES = ("female", "male")  # always listed, so a gap shows as a row of zeros
+
+
+@dataclass
+class Tally:
+    """The counts of one row."""
+
+    eligible: int = 0
+    screened: int = 0
+    positive: int = 0
+    referred: int = 0
+    completed: int = 0
+
+    def add(self, other: Tally) -> None:
+        """Add ``other``'s counts to these."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def to_json(self, target: int | None = None, with_target: bool = False) -> Json:
+        """The counts and their rates (None where the denominator is 0 or unknown)."""
+        out: Json = asdict(self)
+        if with_target:
+            out["target"] = target
+            out["coverage_target"] = _rate(self.screened, target)
+        out["coverage_eligible"] = _rate(self.screened, self.eligible)
+        out["positivity"] = _rate(self.positive, self.screened)
+        out["completion"] = _rate(self.completed, self.referred)
+        return out
+
+
+def _rate(part: int, whole: int | None) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+Key = tuple[str, str, str, str]  # (area, chw, sex, band)
+
+
+def _visits(db_name: str, campaign_id: str, filters: Filters, on: date) -> dict[Key, Tally]:
+    v, p = Visit.__table__.c, Patient.__table__.c
+    flag = case((cast(v.risk_flags, Text).like(POSITIVE), 1), else_=0)
+    inner = (select(func.coalesce(v.area, "").label("area"), func.coalesce(v.chw, "").label("chw"),
+                    sex_of(p).label("sex"), band_case(p, on).label("band"), flag.label("positive"))
+             .select_from(Visit.__table__.outerjoin(Patient.__table__, (p.db_name == v.db_name)
+                                                    & (p.doc_id == v.patient_id)))
+             .where(v.db_name == db_name, v.campaign_id == campaign_id, v.deleted.is_(False),
+                    *visit_clauses(v, p, filters, on))).subquery()
+    query = select(inner.c.area, inner.c.chw, inner.c.sex, inner.c.band, func.count(),
+                   func.sum(inner.c.positive)).group_by(inner.c.area, inner.c.chw, inner.c.sex, inner.c.band)
+    return {(a, c, s, b): Tally(screened=n, positive=int(pos or 0)) for a, c, s, b, n, pos in db.session.execute(query)}
+
+
+def _referrals(db_name: str, campaign_id: str, filters: Filters, on: date) -> dict[Key, Tally]:
+    r, v, p = Referral.__table__.c, Visit.__table__.c, Patient.__table__.c
+    joined = Referral.__table__.join(Visit.__table__, (v.db_name == r.db_name) & (v.doc_id == r.visit_id)).outerjoin(
+        Patient.__table__, (p.db_name == v.db_name) & (p.doc_id == v.patient_id))
+    inner = (select(func.coalesce(v.area, "").label("area"), func.coalesce(v.chw, "").label("chw"),
+                    sex_of(p).label("sex"), band_case(p, on).label("band"),
+                    case((r.status == "completed", 1), else_=0).label("completed"))
+             .select_from(joined)
+             .where(r.db_name == db_name, r.deleted.is_(False), func.coalesce(r.status, "") != "cancelled",
+                    v.campaign_id == campaign_id, v.deleted.is_(False), *visit_clauses(v, p, filters, on))).subquery()
+    query = select(inner.c.area, inner.c.chw, inner.c.sex, inner.c.band, func.count(),
+                   func.sum(inner.c.completed)).group_by(inner.c.area, inner.c.chw, inner.c.sex, inner.c.band)
+    return {(a, c, s, b): Tally(referred=n, completed=int(done or 0))
+            for a, c, s, b, n, done in db.session.execute(query)}
+
+
+def _eligible(db_name: str, campaign: Json, filters: Filters, on: date,
+              villages: list[str] | None) -> dict[Key, Tally]:
+    p = Patient.__table__.c
+    where = [p.db_name == db_name, p.deleted.is_(False), p.merged_into.is_(None),
+             in_any(p.area, [a for a in campaign.get("areas") or [] if isinstance(a, str)]),
+             *eligibility_clauses(p, campaign, on)]
+    if filters.area:
+        where.append(in_area(p.area, filters.area))
+    if villages is not None:  # a CHW filter: the population of that CHW's villages
+        where.append(in_any(p.area, villages))
+    if filters.sex:
+        where.append(sex_of(p) == filters.sex)
+    inner = select(p.area.label("area"), sex_of(p).label("sex"), band_case(p, on).label("band")).where(
+        *where).subquery()
+    query = select(inner.c.area, inner.c.sex, inner.c.band, func.count()).group_by(
+        inner.c.area, inner.c.sex, inner.c.band)
+    if filters.band:
+        query = query.where(inner.c.band == filters.band)
+    return {(a, "", s, b): Tally(eligible=n) for a, s, b, n in db.session.execute(query)}
+
+
+def villages_of(chws: list[str]) -> dict[str, list[str]]:
+    """The villages each of ``chws`` works in."""
+    found: dict[str, list[str]] = {c: [] for c in chws}
+    if chws:
+        rows = db.session.execute(select(User.name, Assignment.area_path).join(User, User.id == Assignment.user_id)
+                                  .where(Assignment.kind == "works_in", User.name.in_(chws)))
+        for name, path in rows:
+            found[name].append(path)
+    return {name: sorted(paths) for name, paths in found.items()}
+
+
+def _under(path: str, area: str) -> bool:
+    return path == area or path.startswith(area + "/")
+
+
+def _target(targets: dict[str, Any], area: str) -> int | None:
+    """An area's own target, else the sum of its highest targeted descendants'."""
+    own = targets.get(area)
+    if isinstance(own, int) and not isinstance(own, bool):
+        return own
+    below = [p for p in targets if p.startswith(area + "/") and isinstance(targets[p], int)]
+    tops = [p for p in below if not any(q != p and _under(p, q) for q in below)]
+    return sum(targets[p] for p in tops) if tops else None
+
+
+def _collapse(tallies: dict[Key, Tally], index: int) -> dict[str, Tally]:
+    out: dict[str, Tally] = defaultdict(Tally)
+    for key, tally in tallies.items():
+        out[key[index]].add(tally)
+    return out
+
+
+def _area_rows(campaign: Json, by_area: dict[str, Tally], filters: Filters) -> list[Json]:
+    targets = campaign.get("targets") if isinstance(campaign.get("targets"), dict) else {}
+    paths = {a for a in campaign.get("areas") or [] if isinstance(a, str)} | set(targets) | set(by_area)
+    paths.discard("")
+    if filters.area:
+        paths = {p for p in paths if _under(p, filters.area)} | {filters.area}
+    rows = []
+    for path in sorted(paths, key=lambda p: p.split("/")):
+        tally = Tally()
+        for area, counts in by_area.items():
+            if _under(area, path):
+                tally.add(counts)
+        target = None if filters.narrows_people else _target(targets, path)
+        rows.append({"area": path, "depth": path.count("/"), **tally.to_json(target, with_target=True)})
+    return rows
+
+
+def _expected_groups(campaign: Json, filters: Filters) -> tuple[list[str], list[str]]:
+    """The sexes and age bands the campaign is for: their rows are listed even when empty."""
+    rule = campaign.get("eligibility") if isinstance(campaign.get("eligibility"), dict) else {}
+    sexes = [s for s in rule.get("sex") or MAIN_SEXES if s in SEXES]
+    low, high = rule.get("min_age"), rule.get("max_age")
+    low = low if isinstance(low, (int, float)) and not isinstance(low, bool) else 0
+    high = high if isinstance(high, (int, float)) and not isinstance(high, bool) else 1000
+    bands, start = [], 0
+    for name, upper in (*BANDS, (OLDEST, 1000)):
+        if upper > low and start <= high:
+            bands.append(name)
+        start = upper
+    return ([filters.sex] if filters.sex else sexes), ([filters.band] if filters.band else bands)
+
+
+def progress(db_name: str, campaign: CampaignDoc, filters: Filters, *, today: date | None = None) -> Json:
+    """The campaign's progress under ``filters`` (see the module docstring for each figure)."""
+    body, on = campaign.body, reference_date(campaign.body, today)
+    listed = [c for c in body.get("chws") or [] if isinstance(c, str)]
+    visits, referrals = _visits(db_name, campaign.id, filters, on), _referrals(db_name, campaign.id, filters, on)
+    chws = sorted(set(listed) | {k[1] for k in visits if k[1]} | {k[1] for k in referrals if k[1]})
+    if filters.chw:
+        chws = [filters.chw]
+    homes = villages_of(chws)
+    eligible = _eligible(db_name, body, filters, on, homes.get(filters.chw, []) if filters.chw else None)
+    everything: dict[Key, Tally] = defaultdict(Tally)
+    for part in (visits, referrals, eligible):
+        for key, tally in part.items():
+            everything[key].add(tally)
+    by_area = _collapse(everything, 0)
+    totals = Tally()
+    for tally in by_area.values():
+        totals.add(tally)
+    area_rows = _area_rows(body, by_area, filters)
+    top = [r for r in area_rows if r["area"] in (body.get("areas") or []) or r["area"] == filters.area]
+    target_total = None if filters.narrows_people else (
+        _target(body.get("targets") or {}, filters.area) if filters.area else
+        sum(r["target"] for r in top if r["target"] is not None) if any(r["target"] is not None for r in top)
+        else None)
+    chw_rows = []
+    eligible_by_area = _collapse(eligible, 0)
+    work = _collapse({k: t for k, t in everything.items() if k[1]}, 1)
+    for chw in chws:
+        tally = work.get(chw, Tally())
+        tally.eligible = sum(t.eligible for a, t in eligible_by_area.items()
+                             if any(_under(a, village) for village in homes.get(chw, [])))
+        chw_rows.append({"chw": chw, "villages": homes.get(chw, []), "assigned": chw in listed, **tally.to_json()})
+    groups: dict[tuple[str, str], Tally] = defaultdict(Tally)
+    for (_, _, sex, band), tally in everything.items():
+        groups[(sex, band)].add(tally)
+    shown_sexes, shown_bands = _expected_groups(body, filters)
+    group_rows = [{"sex": sex, "band": band, **groups.get((sex, band), Tally()).to_json()}
+                  for sex in SEXES for band in BAND_NAMES
+                  if (sex, band) in groups or (sex in shown_sexes and band in shown_bands)]
+    return {"campaign_id": campaign.id, "reference_date": on.isoformat(), "filters": filters.to_json(),
+            "totals": totals.to_json(target_total, with_target=True), "areas": area_rows, "chws": chw_rows,
+            "groups": group_rows}
+
+
+def _version(db_name: str) -> tuple[Any, ...]:
+    """What the figures depend on besides the campaign: the worker's checkpoint and the assignments."""
+    checkpoint = db.session.execute(select(WorkerCheckpoint.seq, WorkerCheckpoint.generation).where(
+        WorkerCheckpoint.db_name == db_name)).first()
+    assigned = db.session.execute(select(func.count(), func.max(Assignment.created_at))).first()
+    return str(db.engine.url), tuple(checkpoint or ()), tuple(assigned or ())
+
+
+def cached_progress(db_name: str, campaign: CampaignDoc, filters: Filters) -> Json:
+    """``progress``, kept in this process until the worker projects another change or an assignment changes.
+
+    A progress page and its four charts ask for the same figures at once; so does an
+    organiser reloading while nothing new has arrived. The result is shared: do not change it.
+    """
+    key = (db_name, campaign.id, campaign.rev, filters, reference_date(campaign.body), _version(db_name))
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    data = progress(db_name, campaign, filters)
+    with _cache_lock:
+        _cache[key] = data
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return data
