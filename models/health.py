@@ -124,7 +124,8 @@ class Referral(_Record, db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (Index("ix_health_referral_patient", "db_name", "patient_id"),
                       Index("ix_health_referral_patient_doc", "db_name", "patient_doc_id"),
                       Index("ix_health_referral_facility", "db_name", "to_facility", "status"),
-                      Index("ix_health_referral_area", "db_name", "area", "created_at"))
+                      Index("ix_health_referral_area", "db_name", "area", "created_at"),
+                      Index("ix_health_referral_visit", "db_name", "visit_id"))  # referrals made per campaign visit
 
 
 class Campaign(_Record, db.Model):  # type: ignore[name-defined,misc]

@@ -9,6 +9,7 @@ Pure modules (no Flask, no database):
 - ``sync.records.merge3``    field-level three-way merge of document bodies
 - ``sync.records.matching``  duplicate-patient scoring (names across transliterations; uses jellyfish)
 - ``sync.records.project``   a document body as central-record columns, and risk flags
+- ``sync.records.demodata``  the demo data set's documents
 
 Modules over the database:
 
@@ -20,4 +21,9 @@ Modules over the database:
 - ``sync.records.worker``      the change-feed worker that maintains the central records
 - ``sync.records.duplicates``  duplicate candidates and the supervisors' list
 - ``sync.records.patientmerge`` merging a duplicate patient into another, and its undo
+- ``sync.records.visibility``  which central records a page or API user may see
+- ``sync.records.visitlog``, ``reviews``, ``activity``  the supervisor pages' queries and review documents
+- ``sync.records.campaigns``, ``progress``, ``filters``, ``charts``, ``exports``  campaigns and their progress
+- ``sync.records.referrals``   the clinicians' referral list and status changes
+- ``sync.records.demo``        ``wasl demo``: loads the demo data set
 """
