@@ -1,16 +1,21 @@
-"""``/api/v1/devices``: enrolment, a device's own status, and admin retire/revoke.
+"""``/api/v1/devices``: enrolment, a device's own status, held documents, and admin retire/revoke.
 
 JSON in, JSON out, errors in the same ``{"error", "reason"}`` shape as the CouchDB API.
+The drop protocol (docs/access.md): ``GET /me`` tells a device its scope's fingerprint, and
+``POST /me/held`` answers which of the documents it holds it must drop.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, g, request
 
 from models.server import get_setting
 from sync import devices
 from sync.errors import BadRequest, Forbidden, Unauthorized
+from sync.scope import is_admin
+from sync.scopes import fingerprint, scope_for
 
-from .couch.auth import UserCtx, current_user
+from .couch import access
+from .couch.auth import REVOKED_REASON, UserCtx, current_user
 from .couch.params import json_object, send
 
 bp = Blueprint("devices", __name__, url_prefix="/api/v1/devices")
@@ -25,9 +30,23 @@ def _caller() -> UserCtx:
 
 def _admin() -> UserCtx:
     user = _caller()
-    if "_admin" not in user.roles:
+    if not is_admin(user.roles):
         raise Forbidden("Only admins manage devices")
     return user
+
+
+def _device() -> tuple[devices.DeviceInfo, UserCtx]:
+    """The calling device (bearer token) and its user; a revoked device is told to wipe."""
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        raise Unauthorized("A device token is required")
+    found = devices.device_for_token(header[7:].strip())
+    if found is None or found[1].disabled:
+        raise Unauthorized("Unknown device token")
+    info, user = found
+    if info.status == "revoked":
+        raise Unauthorized(REVOKED_REASON)
+    return info, UserCtx(user.name, tuple(user.roles or ()), info.device_id)
 
 
 @bp.post("/enrol")
@@ -47,14 +66,47 @@ def me() -> Response:
     found = devices.device_for_token(header[7:].strip())
     if found is None:
         raise Unauthorized("Unknown device token")
-    return send(found[0].to_json())  # a revoked device still learns it must wipe
+    info, user = found
+    answer = info.to_json()  # a revoked device still learns it must wipe
+    if info.status != "revoked":
+        # Changes whenever the user's scope does: the device then reports what it holds.
+        answer["scope"] = fingerprint(scope_for(user.name, user.roles or (), current_app.config["WASL_RECORDS_DB"]))
+    return send(answer)
+
+
+@bp.post("/me/held")
+def held() -> Response:
+    """A device reports the ids it holds and its unpushed edits; answer the ids it must drop."""
+    info, user = _device()
+    body = json_object()
+    db_name = body.get("db")
+    if not isinstance(db_name, str):
+        raise BadRequest("`db` must name the database the device replicates")
+    doc_ids, pending = devices.check_held(body.get("doc_ids"), body.get("pending"))
+    g.user = user
+    if not access.unscoped() and db_name != access.records_db():
+        raise Forbidden(access.NOT_YOURS)
+    drop = devices.report_held(info.device_id, db_name, doc_ids, pending, access.reader(db_name))
+    return send({"drop": drop})
+
+
+def _with_held(pairs: list[tuple[devices.DeviceInfo, list[devices.HeldInfo]]]) -> list[dict[str, object]]:
+    return [{**d.to_json(), "held": [h.to_json() for h in held]} for d, held in pairs]
 
 
 @bp.get("")
 def list_devices() -> Response:
-    """All devices, for admins."""
+    """All devices with what each last said it holds, for admins."""
     _admin()
-    return send({"devices": [d.to_json() for d in devices.list_devices()]})
+    found = devices.list_devices()
+    reports = devices.held_reports()
+    return send({"devices": _with_held([(d, reports.get(d.device_id, [])) for d in found])})
+
+
+@bp.get("/team")
+def team() -> Response:
+    """The devices of a supervisor's CHWs, with what each last said it holds."""
+    return send({"devices": _with_held(devices.team_devices(_caller().name))})
 
 
 @bp.post("/codes")

@@ -5,7 +5,7 @@ that a fast hash is safe, and a stolen database yields no usable credential.
 """
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from . import db
@@ -33,3 +33,17 @@ class Device(db.Model):  # type: ignore[name-defined,misc]
     enrolled_at: Mapped[float]
     status_changed_at: Mapped[float]
     last_seen_at: Mapped[float | None] = mapped_column(default=None)
+
+
+class HeldReport(db.Model):  # type: ignore[name-defined,misc]
+    """What a device last said it holds of a database, and how much of it left its scope."""
+
+    __tablename__ = "device_held"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
+    db_name: Mapped[str] = mapped_column(String(255))
+    reported_at: Mapped[float]  # epoch seconds
+    held: Mapped[int]  # documents the device holds (before dropping)
+    out_of_scope: Mapped[int]  # of those, documents the user may no longer see (told to drop)
+    pending: Mapped[int]  # local edits the device had not pushed yet
+    __table_args__ = (UniqueConstraint("device_id", "db_name", name="uq_device_held"),)

@@ -1,5 +1,10 @@
 """``_all_docs``: live documents in id order (raw code-point collation, as CouchDB's
-``_all_docs`` index), with key ranges, paging and key lookups."""
+``_all_docs`` index), with key ranges, paging and key lookups.
+
+With a ``reader`` (sync.scopefeed) only the documents in the reader's scope exist:
+``total_rows`` counts them, ``offset`` and ``skip`` count among them, and a key outside
+the scope answers ``not_found`` like an absent one.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,8 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import Document, db
+from models.access import ScopeKey
 
-from .reads import ReadOptions, build_doc, load_bodies
+from .reads import ReadOptions, build_doc, find_docs, load_bodies
+from .scopefeed import Reader
 from .store import get_database
 
 
@@ -43,13 +50,25 @@ def _row(doc: Document, query: AllDocsQuery, bodies: dict[tuple[int, str], Any])
     return row
 
 
-def all_docs(db_name: str, query: AllDocsQuery) -> dict[str, Any]:
+def _in_scope(database_id: int, reader: Reader | None) -> ColumnElement[bool]:
+    """The documents of the database (that the reader sees)."""
+    if reader is None:
+        return Document.database_id == database_id
+    # The scope alone (its rows name the database): beside "database_id = ?" SQLite would
+    # walk every document of the database and probe the scope for each.
+    return Document.id.in_(select(ScopeKey.document_id).where(
+        ScopeKey.database_id == database_id, ScopeKey.key.in_(sorted(reader.keys))))
+
+
+def all_docs(db_name: str, query: AllDocsQuery, *, reader: Reader | None = None) -> dict[str, Any]:
     """The ``_all_docs`` answer: ``total_rows``, ``offset`` and ``rows``."""
     database = get_database(db_name)
+    live = _in_scope(database.id, reader) & (Document.deleted.is_(False))
+    total = database.doc_count if reader is None else int(
+        db.session.scalar(select(func.count()).select_from(Document).where(live)) or 0)
     if query.keys is not None:
-        return _by_keys(database.id, database.doc_count, query)
+        return _by_keys(database.id, total, query, reader)
     col = _doc_id()
-    live = (Document.database_id == database.id) & (Document.deleted.is_(False))
     lo, hi = (query.endkey, query.startkey) if query.descending else (query.startkey, query.endkey)
     lo_incl, hi_incl = (query.inclusive_end, True) if query.descending else (True, query.inclusive_end)
     cond = live
@@ -68,14 +87,13 @@ def all_docs(db_name: str, query: AllDocsQuery) -> dict[str, Any]:
     if start is not None:
         edge = col > start if query.descending else col < start
         before = int(db.session.scalar(select(func.count()).select_from(Document).where(live & edge)) or 0)
-    return {"total_rows": database.doc_count, "offset": before + query.skip,
+    return {"total_rows": total, "offset": before + query.skip,
             "rows": [_row(d, query, bodies) for d in docs]}
 
 
-def _by_keys(database_id: int, total: int, query: AllDocsQuery) -> dict[str, Any]:
+def _by_keys(database_id: int, total: int, query: AllDocsQuery, reader: Reader | None) -> dict[str, Any]:
     keys = list(query.keys or ())
-    docs = {d.doc_id: d for d in db.session.scalars(select(Document).where(
-        Document.database_id == database_id, Document.doc_id.in_(set(keys))))}
+    docs = find_docs(database_id, keys, reader)
     if query.descending:
         keys.reverse()
     keys = keys[query.skip:]

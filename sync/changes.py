@@ -3,12 +3,18 @@
 Sequences are integers per database on the wire (as PouchDB and CouchDB 1.x send them);
 clients must treat them as opaque, and ``since`` also accepts CouchDB 2+'s
 ``"N-opaque"`` strings by their numeric prefix.
+
+With a ``reader`` (sync.scopefeed) the feed holds only the documents in the reader's
+scope, read from the scope index, each at its feed sequence (a backfill row may put a
+document after its own last change). A feed that returned everything up to the end says
+``last_seq`` = the database's sequence, so the next request starts past the changes the
+reader does not see.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +25,7 @@ from .errors import BadRequest
 from .reads import ReadOptions, build_doc, load_bodies
 from .rows import DocRow, docs_after, docs_by_ids, docs_newest_first
 from .revtree import collect_leaves
+from .scopefeed import Reader, feed, feed_seqs, pending as scoped_pending
 from .selector import matches
 from .store import changed, get_database, stopping
 
@@ -56,13 +63,16 @@ def current_seq(db_name: str) -> int:
     return get_database(db_name).update_seq
 
 
-def read_changes(db_name: str, query: ChangesQuery) -> tuple[list[dict[str, Any]], int, int]:
-    """Return (rows, last_seq, pending) for one pass over the feed."""
+def read_changes(db_name: str, query: ChangesQuery,
+                 reader: Reader | None = None) -> tuple[list[dict[str, Any]], int, int]:
+    """Return (rows, last_seq, pending) for one pass over the feed (of ``reader``'s scope, if given)."""
+    # The database row first: every change up to its update_seq is committed, so the rows
+    # read next include them all (a last_seq taken after the rows could skip one).
     database = get_database(db_name)
     if query.selector is not None:
-        docs, bodies = _select_matching(database.id, query)
+        docs, bodies = _select_matching(database.id, query, reader)
     else:
-        docs = _select(database.id, query)
+        docs = _select(database.id, query, reader)
         bodies = load_bodies([(d.id, d.winning_rev) for d in docs]) if query.include_docs else {}
     rows = [_row(d, query, bodies) for d in docs]
     if query.seq_interval and query.seq_interval > 1:
@@ -71,24 +81,43 @@ def read_changes(db_name: str, query: ChangesQuery) -> tuple[list[dict[str, Any]
                 row["seq"] = None
     if docs:
         last_seq = docs[-1].seq
+        if reader is not None and not query.descending and (query.limit is None or len(docs) < query.limit):
+            last_seq = max(last_seq, database.update_seq)  # the rest of the feed is outside the scope
     else:
         last_seq = database.update_seq if not query.descending else 0
         last_seq = max(last_seq, query.since) if not query.descending else last_seq
     pending = 0
     if query.limit is not None and docs and not query.descending and query.selector is None:
-        pending = _count_after(database.id, last_seq, query.doc_ids)
+        if reader is None:
+            pending = _count_after(database.id, last_seq, query.doc_ids)
+        elif query.doc_ids is None:
+            pending = scoped_pending(database.id, reader, last_seq)
+        else:
+            pending = sum(1 for d in _select(database.id, replace(query, since=last_seq, limit=None), reader))
     return rows, last_seq, pending
 
 
-def _select(database_id: int, query: ChangesQuery) -> list[DocRow]:
+def count_pending(db_name: str, since: int, reader: Reader | None = None) -> int:
+    """How many documents (of the reader's scope) changed after ``since``."""
+    database = get_database(db_name)
+    if reader is None:
+        return max(0, database.update_seq - since)
+    return scoped_pending(database.id, reader, since)
+
+
+def _select(database_id: int, query: ChangesQuery, reader: Reader | None = None) -> list[DocRow]:
     """The documents this pass returns, in feed order."""
     if query.doc_ids is not None:
         # A named set of ids is small: filter it in memory, in sequence order.
-        rows = sorted(docs_by_ids(database_id, list(query.doc_ids)).values(), key=lambda d: d.seq,
-                      reverse=query.descending)
+        found = list(docs_by_ids(database_id, list(query.doc_ids)).values())
+        if reader is not None:
+            found = feed_seqs(database_id, reader, found)
+        rows = sorted(found, key=lambda d: d.seq, reverse=query.descending)
         if not query.descending:
             rows = [d for d in rows if d.seq > query.since]
         return rows if query.limit is None else rows[:query.limit]
+    if reader is not None:
+        return feed(database_id, reader, query.since, query.limit, descending=query.descending)
     if query.descending:
         return docs_newest_first(database_id, query.limit)
     return docs_after(database_id, query.since, query.limit)
@@ -97,7 +126,8 @@ def _select(database_id: int, query: ChangesQuery) -> list[DocRow]:
 SCAN_CHUNK = 500
 
 
-def _select_matching(database_id: int, query: ChangesQuery) -> tuple[list[DocRow], dict[tuple[int, str], Any]]:
+def _select_matching(database_id: int, query: ChangesQuery,
+                     reader: Reader | None = None) -> tuple[list[DocRow], dict[tuple[int, str], Any]]:
     """Documents whose winning revision matches the selector, scanning the feed in chunks.
 
     Stops once ``limit`` rows matched; otherwise the whole feed after ``since`` was read.
@@ -106,7 +136,8 @@ def _select_matching(database_id: int, query: ChangesQuery) -> tuple[list[DocRow
     bodies: dict[tuple[int, str], Any] = {}
     cursor = query.since
     while query.limit is None or len(found) < query.limit:
-        chunk = docs_after(database_id, cursor, SCAN_CHUNK)
+        chunk = (docs_after(database_id, cursor, SCAN_CHUNK) if reader is None
+                 else feed(database_id, reader, cursor, SCAN_CHUNK))
         if not chunk:
             break
         chunk_bodies = load_bodies([(d.id, d.winning_rev) for d in chunk])

@@ -4,6 +4,11 @@ An admin creates a one-time code for a user; the tablet trades it for a device i
 bearer token it keeps encrypted in its store. Retiring asks the device to push what it
 has not synced and then wipe; revoking (a stolen tablet) refuses the token at once and
 tells the device to wipe at its next contact.
+
+Held documents (the drop protocol, docs/access.md): a device reports the ids it holds and
+how many local edits wait to be pushed; ``report_held`` answers which of them the user may
+no longer see (they exist on the server, outside the scope) and records the report, so
+admins and supervisors see what each device still holds.
 """
 from __future__ import annotations
 
@@ -16,13 +21,19 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from models import Device, EnrolmentCode, User, db
+from models.access import Assignment
+from models.device import HeldReport
 
 from .errors import BadRequest, Forbidden, NotFound
+from .rows import docs_by_ids
+from .scopefeed import Reader, visible
+from .store import get_database
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud over a phone
 CODE_LENGTH = 12  # about 59 bits; single use and short-lived
 CODE_TTL_SECONDS = 24 * 3600
 ACTIONS = {"active": "none", "retired": "push_then_wipe", "revoked": "wipe"}
+MAX_HELD_IDS = 200_000  # ids in one held report
 
 
 def _digest(secret: str) -> str:
@@ -127,3 +138,84 @@ def list_devices() -> list[DeviceInfo]:
     rows = db.session.execute(select(Device, User).join(User, Device.user_id == User.id)
                               .order_by(Device.enrolled_at))
     return [_info(device, user) for device, user in rows]
+
+
+@dataclass(frozen=True)
+class HeldInfo:
+    """A device's latest held report for one database."""
+
+    device_id: str
+    db_name: str
+    reported_at: float
+    held: int
+    out_of_scope: int
+    pending: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"db": self.db_name, "reported_at": self.reported_at, "held": self.held,
+                "out_of_scope": self.out_of_scope, "pending": self.pending}
+
+
+def check_held(doc_ids: object, pending: object) -> tuple[list[str], int]:
+    """Validate a held report's ``doc_ids`` and ``pending``.
+
+    :raise 400: not a list of string ids, too many of them, or ``pending`` not a count.
+    """
+    if not isinstance(doc_ids, list) or not all(isinstance(i, str) for i in doc_ids):
+        raise BadRequest("`doc_ids` must be a list of document ids")
+    if len(doc_ids) > MAX_HELD_IDS:
+        raise BadRequest(f"At most {MAX_HELD_IDS} ids in one report")
+    if not isinstance(pending, int) or isinstance(pending, bool) or pending < 0:
+        raise BadRequest("`pending` must be the number of local edits not pushed yet")
+    return list(dict.fromkeys(doc_ids)), pending
+
+
+def report_held(device_id: str, db_name: str, doc_ids: list[str], pending: int, reader: Reader | None) -> list[str]:
+    """Record what a device holds; return the held ids the reader may no longer see (sorted)."""
+    database = get_database(db_name)
+    docs = docs_by_ids(database.id, doc_ids)
+    seen = visible(reader, [d.id for d in docs.values()])
+    drop = sorted(doc_id for doc_id, d in docs.items() if d.id not in seen)
+    db.session.commit()  # write in a fresh transaction (see sync.store.write_lock)
+    row = db.session.scalar(select(HeldReport).where(HeldReport.device_id == device_id,
+                                                     HeldReport.db_name == db_name))
+    if row is None:
+        row = HeldReport(device_id=device_id, db_name=db_name)
+        db.session.add(row)
+    row.reported_at, row.held, row.out_of_scope, row.pending = time.time(), len(doc_ids), len(drop), pending
+    db.session.commit()
+    return drop
+
+
+def held_reports(device_ids: list[str] | None = None) -> dict[str, list[HeldInfo]]:
+    """The latest held reports, by device (every device, or the given ones)."""
+    query = select(HeldReport).order_by(HeldReport.device_id, HeldReport.db_name)
+    if device_ids is not None:
+        query = query.where(HeldReport.device_id.in_(device_ids))
+    found: dict[str, list[HeldInfo]] = {}
+    for r in db.session.scalars(query):
+        found.setdefault(r.device_id, []).append(
+            HeldInfo(r.device_id, r.db_name, r.reported_at, r.held, r.out_of_scope, r.pending))
+    return found
+
+
+def team_devices(supervisor: str) -> list[tuple[DeviceInfo, list[HeldInfo]]]:
+    """The devices of the CHWs working in a supervisor's subtrees, each with its held reports."""
+    user = db.session.scalar(select(User).where(User.name == supervisor))
+    if user is None or user.disabled or "supervisor" not in (user.roles or ()):
+        raise Forbidden("Only supervisors see their team's devices")
+    subtrees = list(db.session.scalars(select(Assignment.area_path).where(
+        Assignment.user_id == user.id, Assignment.kind == "supervises")))
+    villages = db.session.execute(select(Assignment.user_id, Assignment.area_path).where(
+        Assignment.kind == "works_in"))
+    team = {uid for uid, path in villages
+            if any(path == s or path.startswith(s + "/") for s in subtrees)}
+    devices = [d for d in list_devices() if d.user in _names(team)]
+    reports = held_reports([d.device_id for d in devices])
+    return [(d, reports.get(d.device_id, [])) for d in devices]
+
+
+def _names(user_ids: set[int]) -> set[str]:
+    if not user_ids:
+        return set()
+    return set(db.session.scalars(select(User.name).where(User.id.in_(user_ids))))

@@ -1,6 +1,11 @@
 """Reading documents: single gets with CouchDB's options, open_revs, _bulk_get, _revs_diff.
 
 ``build_doc`` is the one place a stored revision becomes the JSON a client sees.
+
+Every read takes an optional ``reader`` (sync.scopefeed): a document outside the reader's
+scope is answered exactly as a document the server does not hold (404 ``missing``, a
+``missing`` open_revs entry, a ``not_found`` _bulk_get item, every rev missing in
+``_revs_diff``), so a user cannot tell it exists.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from .revs import format_rev, parse_rev
 from .revtree import (collect_conflicts, collect_deleted_conflicts, collect_leaves, leaves_under,
                       possible_ancestors, rev_ancestry, rev_exists, revs_info)
 from .rows import DocRow, bodies_of, doc_by_id, docs_by_ids
+from .scopefeed import Reader, visible
 from .store import get_database, load_blob
 
 
@@ -31,8 +37,21 @@ class ReadOptions:
     local_seq: bool = False
 
 
-def find_doc(database_id: int, doc_id: str) -> DocRow | None:
-    return doc_by_id(database_id, doc_id)
+def find_doc(database_id: int, doc_id: str, reader: Reader | None = None) -> DocRow | None:
+    """The document's row, or None if it is absent or outside the reader's scope."""
+    doc = doc_by_id(database_id, doc_id)
+    if doc is not None and reader is not None and not visible(reader, [doc.id]):
+        return None
+    return doc
+
+
+def find_docs(database_id: int, doc_ids: list[str], reader: Reader | None = None) -> dict[str, DocRow]:
+    """The rows of the given documents that exist and that the reader sees, by doc id."""
+    docs = docs_by_ids(database_id, doc_ids)
+    if reader is not None:
+        seen = visible(reader, [d.id for d in docs.values()])
+        docs = {doc_id: d for doc_id, d in docs.items() if d.id in seen}
+    return docs
 
 
 def load_bodies(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Json]:
@@ -104,13 +123,14 @@ def _leaf_deleted(doc: DocRow, rev: str) -> bool:
     return False
 
 
-def get_doc(db_name: str, doc_id: str, rev: str | None, opts: ReadOptions, latest: bool = False) -> Json:
+def get_doc(db_name: str, doc_id: str, rev: str | None, opts: ReadOptions, latest: bool = False, *,
+            reader: Reader | None = None) -> Json:
     """``GET /db/doc[?rev=]``: the winner (404 deleted if it is deleted) or the given rev.
 
     With ``latest``, a rev that is no longer a leaf is followed to the winning leaf below it.
     """
     database = get_database(db_name)
-    doc = find_doc(database.id, doc_id)
+    doc = find_doc(database.id, doc_id, reader)
     if doc is None:
         raise NotFound()
     if rev is None:
@@ -130,10 +150,10 @@ def get_doc(db_name: str, doc_id: str, rev: str | None, opts: ReadOptions, lates
 
 
 def open_revs(db_name: str, doc_id: str, revs: list[str] | None, latest: bool,
-              opts: ReadOptions) -> list[Json]:
+              opts: ReadOptions, *, reader: Reader | None = None) -> list[Json]:
     """``open_revs``: ``[{"ok": doc} | {"missing": rev}]`` for a list of revs, or all leaves."""
     database = get_database(db_name)
-    doc = find_doc(database.id, doc_id)
+    doc = find_doc(database.id, doc_id, reader)
     if revs is None:
         if doc is None:
             return []
@@ -166,11 +186,12 @@ def resolve_revs(doc: DocRow | None, wanted: list[str], latest: bool, opts: Read
     return out
 
 
-def bulk_get(db_name: str, requests: list[Any], latest: bool, opts: ReadOptions) -> list[Json]:
+def bulk_get(db_name: str, requests: list[Any], latest: bool, opts: ReadOptions, *,
+             reader: Reader | None = None) -> list[Json]:
     """``_bulk_get``: one result per request, errors as items (never raised)."""
     database = get_database(db_name)
     ids = list({r.get("id") for r in requests if isinstance(r, dict) and isinstance(r.get("id"), str)})
-    docs = docs_by_ids(database.id, ids)
+    docs = find_docs(database.id, ids, reader)
     plan: list[tuple[Any, DocRow | None, list[str] | CouchError]] = []
     pairs: list[tuple[int, str]] = []
     for req in requests:
@@ -222,13 +243,13 @@ def _plan_one(req: Any, docs: dict[str, DocRow], latest: bool) -> Plan:
     return req, doc, [rev]
 
 
-def revs_diff(db_name: str, request: Any) -> Json:
+def revs_diff(db_name: str, request: Any, *, reader: Reader | None = None) -> Json:
     """``_revs_diff``: for each id, the revs we lack and the leaves they may descend from."""
     if not isinstance(request, dict):
         raise BadRequest("Request body must be a JSON object")
     database = get_database(db_name)
     ids = list(request)
-    trees = {doc_id: row.rev_tree for doc_id, row in docs_by_ids(database.id, ids).items()}
+    trees = {doc_id: row.rev_tree for doc_id, row in find_docs(database.id, ids, reader).items()}
     out: Json = {}
     for doc_id, revs in request.items():
         if not isinstance(revs, list) or not all(isinstance(r, str) for r in revs):
@@ -246,9 +267,10 @@ def revs_diff(db_name: str, request: Any) -> Json:
     return out
 
 
-def get_attachment(db_name: str, doc_id: str, name: str, rev: str | None) -> tuple[Json, bytes]:
+def get_attachment(db_name: str, doc_id: str, name: str, rev: str | None, *,
+                   reader: Reader | None = None) -> tuple[Json, bytes]:
     """Metadata and bytes of one attachment of the winner, or of ``rev``."""
-    body = get_doc(db_name, doc_id, rev, ReadOptions())
+    body = get_doc(db_name, doc_id, rev, ReadOptions(), reader=reader)
     meta = (body.get("_attachments") or {}).get(name)
     if meta is None:
         raise NotFound("Document is missing attachment")

@@ -30,6 +30,11 @@ class DocRow:
 
 _COLUMNS = "id, doc_id, rev_tree, winning_rev, deleted, seq FROM couch_document WHERE database_id = :db"
 _BY_IDS = text(f"SELECT {_COLUMNS} AND doc_id IN :ids").bindparams(bindparam("ids", expanding=True))
+# By primary key alone: with "database_id = ?" beside it SQLite walks the database's whole
+# seq index instead of looking the rows up. The database is checked on the rows.
+_BY_PKS = text("SELECT id, doc_id, rev_tree, winning_rev, deleted, seq, database_id FROM couch_document"
+               " WHERE id IN :pks").bindparams(bindparam("pks", expanding=True))
+_LIVE_BODIES = text("SELECT rev, body FROM couch_revision WHERE document_id = :pk AND deleted = :no")
 _AFTER = text(f"SELECT {_COLUMNS} AND seq > :since ORDER BY seq LIMIT :limit")
 _NEWEST = text(f"SELECT {_COLUMNS} ORDER BY seq DESC LIMIT :limit")
 _BODIES = text("SELECT document_id, rev, body FROM couch_revision WHERE document_id IN :pks AND rev IN :revs"
@@ -51,6 +56,33 @@ def docs_by_ids(database_id: int, doc_ids: list[str]) -> dict[str, DocRow]:
         for row in db.session.execute(_BY_IDS, {"db": database_id, "ids": ids[start:start + CHUNK]}):
             found[row[1]] = _doc_row(row)
     return found
+
+
+def docs_by_pks(database_id: int, pks: list[int]) -> dict[int, DocRow]:
+    """The rows of the given documents (by primary key) that exist in the database."""
+    ids = list(dict.fromkeys(pks))
+    found: dict[int, DocRow] = {}
+    for start in range(0, len(ids), CHUNK):
+        for row in db.session.execute(_BY_PKS, {"pks": ids[start:start + CHUNK]}):
+            if row[6] == database_id:
+                found[row[0]] = _doc_row(row)
+    return found
+
+
+def last_live_body(pk: int) -> Any:
+    """The body of a document's latest live revision that is still held (highest pos, then hash), or None.
+
+    A deleted document keeps the access keys of this body, and a write over it is judged
+    against it (``sync.scope.may_write``).
+    """
+    best: tuple[int, str] | None = None
+    body = None
+    for rev, text_ in db.session.execute(_LIVE_BODIES, {"pk": pk, "no": False}):
+        pos, _, rev_hash = rev.partition("-")
+        rank = (int(pos), rev_hash)
+        if best is None or rank > best:
+            best, body = rank, text_
+    return None if body is None else jsoncodec.loads(body)
 
 
 def doc_by_id(database_id: int, doc_id: str) -> DocRow | None:

@@ -5,10 +5,17 @@ keep the new leaf's body, and give the document the next sequence under the data
 lock (sync.store.write_lock). A revision the tree already holds is a no-op, never a
 conflict, so a re-sent batch changes nothing.
 
-A write may pass a ``Gate`` (the records database does, sync.records.quarantine): each
-new revision is shown to it after its rev is known and before it is grafted; a revision
-the gate refuses is held there, in the same transaction, and answered ``forbidden``
-while the rest of the batch goes on (DESIGN decision 5).
+A write may pass a ``Gate`` (the records database does: sync.access_gate chained with
+sync.records.quarantine): each new revision is shown to it after its rev is known and
+before it is grafted; a revision the gate refuses is held there, in the same transaction,
+and answered ``forbidden`` while the rest of the batch goes on (DESIGN decision 5). A gate
+whose class sets ``sees_old = True`` is also given ``old``, the body the write replaces:
+for an edit its parent's body, for a replicated revision the current winner's; when that
+revision is a deletion, the last live body; ``{"_id": id}`` when the document exists but
+no live body is held any more; None for a new document.
+
+Writes to a database with a scope index (sync.scopeindex) update the index in ``flush``,
+in the same transaction.
 """
 from __future__ import annotations
 
@@ -20,19 +27,22 @@ from sqlalchemy import bindparam, delete, insert, select, update
 
 from models import Document, Revision, db
 
-from . import jsoncodec
+from . import jsoncodec, scopeindex
 from .docs import Json, check_doc_id, dump_body, intake_attachments, md5_of, split_doc
 from .errors import BadRequest, Conflict, CouchError, Forbidden
 from .local import put_local_in_txn
 from .merge import merge
 from .revs import format_rev, new_rev_hash, parse_rev
-from .rows import docs_by_ids
+from .rows import docs_by_ids, last_live_body
 from .revtree import is_deleted, is_leaf, make_path, rev_exists, winning_rev
 from .store import WriteTxn, write_lock
 
 
 class Gate(Protocol):
-    """Decides, before a revision is stored, whether it may be; holds a refused one."""
+    """Decides, before a revision is stored, whether it may be; holds a refused one.
+
+    A gate class with ``sees_old = True`` receives ``old=`` (see the module docstring) as well.
+    """
 
     def refuse(self, db_name: str, doc: Json, *, rev: str, parent_rev: str | None,
                replicated: bool) -> str | None:
@@ -72,6 +82,8 @@ class Batch:
     docs: dict[str, DocState] = field(default_factory=dict)
     bodies: list[tuple[DocState, str, str, bool]] = field(default_factory=list)
     stemmed: list[tuple[DocState, list[str]]] = field(default_factory=list)
+    # Bodies grafted by this batch, by (doc id, rev): the index needs the winners' bodies.
+    new_bodies: dict[tuple[str, str], Json] = field(default_factory=dict)
 
     def load(self, doc_ids: list[Any]) -> None:
         ids = [i for i in doc_ids if isinstance(i, str)]
@@ -85,6 +97,22 @@ class Batch:
         rows = db.session.execute(select(Revision.rev, Revision.body).where(
             Revision.document_id == doc.id, Revision.rev.in_(revs)))
         return {rev: jsoncodec.loads(body) for rev, body in rows}
+
+    def body_at(self, doc: DocState, rev: str) -> Json | None:
+        """The body of ``rev``: grafted by this batch, or stored."""
+        found = self.new_bodies.get((doc.doc_id, rev))
+        return found if found is not None else self.bodies_of(doc, [rev]).get(rev)
+
+    def old_body(self, doc_id: str, rev: str | None = None) -> Json | None:
+        """The body a write replaces (see the module docstring); ``rev``: an edit's parent."""
+        doc = self.docs.get(doc_id)
+        if doc is None:
+            return None
+        rev = rev or doc.winning_rev
+        body = None if is_deleted(doc.rev_tree, rev) else self.body_at(doc, rev)
+        if body is None and doc.id is not None:
+            body = last_live_body(doc.id)
+        return {**(body or {}), "_id": doc_id}
 
     def graft(self, doc_id: str, path: dict[str, Any], rev: str, body: Json, deleted: bool) -> None:
         """Merge ``path`` into the document's tree and queue the leaf body."""
@@ -107,10 +135,12 @@ class Batch:
         doc.dirty = True
         doc.seq = self.txn.bump(not doc.deleted, was_live)
         self.bodies.append((doc, rev, text, deleted))
+        self.new_bodies[(doc_id, rev)] = body
 
     def flush(self) -> None:
-        """Write the changed rows: new documents, updated ones, bodies, stemmed bodies."""
+        """Write the changed rows: new documents, updated ones, bodies, stemmed bodies, index keys."""
         fresh = [d for d in self.docs.values() if d.dirty and d.id is None]
+        fresh_ids = {d.doc_id for d in fresh}
         changed = [d for d in self.docs.values() if d.dirty and d.id is not None]
         if fresh:
             ids = db.session.execute(insert(Document).returning(Document.id, Document.doc_id), [
@@ -128,6 +158,11 @@ class Batch:
             db.session.execute(insert(Revision), [
                 {"document_id": doc.id, "rev": rev, "body": text, "deleted": deleted}
                 for doc, rev, text, deleted in self.bodies])
+        if (fresh or changed) and scopeindex.is_indexed(self.txn.database.id):
+            scopeindex.index_writes(self.txn.database.id, [
+                scopeindex.Written(d.id, d.doc_id, d.seq,  # type: ignore[arg-type]
+                                   None if d.deleted else self.body_at(d, d.winning_rev), d.doc_id in fresh_ids)
+                for d in (*fresh, *changed)])
 
 
 def path_revs(path: dict[str, Any]) -> list[str]:
@@ -184,8 +219,9 @@ def _screen(batch: Batch, gate: Gate | None, doc: Json, stored: Json | None, *, 
         held["_attachments"] = stored
     if revisions is not None:
         held["_revisions"] = revisions
+    extra = {"old": batch.old_body(doc_id, parent_rev)} if getattr(gate, "sees_old", False) else {}
     reason = gate.refuse(batch.txn.database.name, held, rev=rev, parent_rev=parent_rev,
-                         replicated=revisions is not None)
+                         replicated=revisions is not None, **extra)
     if reason is not None:
         raise Refused(reason, doc_id, rev)
 

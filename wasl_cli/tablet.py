@@ -2,11 +2,16 @@
 
 Every failure a CHW can meet is one plain line: a wrong PIN, no network, a refused
 document, a retired or revoked device. Nothing here prints a traceback.
+
+After a sync whose push went through, the tablet reports what it holds when its user's
+scope changed (the fingerprint in ``GET /api/v1/devices/me``) or a day has passed, and
+drops what the server says it may no longer see (docs/access.md, the drop protocol).
 """
 from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,6 +131,27 @@ def _report(direction: str, result: Any) -> None:
     click.echo(f"{direction}: {result.docs_written} documents written, {len(result.errors)} refused")
 
 
+HELD_INTERVAL = 24 * 3600  # report what the tablet holds at least this often (seconds)
+
+
+def _drop_out_of_scope(store: Any, server: dict[str, Any], scope: str | None, pushed: Any) -> None:
+    """Report the held documents and drop those outside the scope (pushed ones only)."""
+    from sync.device.drop import report_held
+    last_scope, last_at = store.note("held.scope"), store.note("held.at")
+    if scope == last_scope and last_at is not None and time.time() - last_at < HELD_INTERVAL:
+        return
+    creds = server["credentials"]
+    through = pushed.last_seq if isinstance(pushed.last_seq, int) else 0
+    drop = report_held(server["server_url"], creds["token"], creds["db"], store.held_ids(), store.unpushed(through))
+    dropped = store.drop(drop, pushed_through=through)
+    if len(dropped) == len(drop):
+        # Done for this scope; a document kept for its unpushed edit makes the next sync ask again.
+        store.set_note("held.scope", scope)
+        store.set_note("held.at", time.time())
+    if dropped:
+        click.echo(f"dropped {len(dropped)} documents no longer in your scope")
+
+
 def _replicate(direction: str, source: Any, target: Any) -> Any:
     from sync.replicator import Replicator
     bar, progress = _bar(direction)
@@ -147,7 +173,8 @@ def sync(store_path: str) -> None:
     with opened(store_path) as store:
         remote, server = _remote(store)
         with remote, plain_errors(server["server_url"]):
-            action = device_status(server["server_url"], server["credentials"]["token"])["action"]
+            told = device_status(server["server_url"], server["credentials"]["token"])
+            action = told["action"]
             if action == "wipe":
                 store.close()
                 wipe(store_path)
@@ -168,7 +195,9 @@ def sync(store_path: str) -> None:
             if pulled.docs_written:
                 # What was just pulled sits after the push checkpoint; a push that finds it all
                 # on the server moves the checkpoint past it, so "waiting to push" stays true.
-                _replicate("push", store, remote)
+                pushed = _replicate("push", store, remote)
+            if pushed.ok:
+                _drop_out_of_scope(store, server, told.get("scope"), pushed)
 
 
 @click.command()

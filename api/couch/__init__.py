@@ -2,7 +2,8 @@
 
 One Flask route takes every ``/couch/...`` request and dispatches on the raw URI's
 segments (see params.raw_segments): doc ids and database names may hold ``%2F``, which
-Flask's own routing cannot tell from ``/``.
+Flask's own routing cannot tell from ``/``. Every database endpoint then passes
+``access.guard``: non-admins use the records database only, through their scope.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from flask import Blueprint, Response, g, request
 from sync.docs import check_doc_id
 from sync.errors import MethodNotAllowed, NotFound, Unauthorized
 
-from . import changes, database, design, documents, server
+from . import access, changes, database, design, documents, server
 from .auth import current_user
 from .params import raw_segments
 
@@ -100,6 +101,8 @@ def dispatch(path: str) -> Response:
         if request.headers.get("Authorization"):
             raise Unauthorized("Name or password is incorrect.")
         raise Unauthorized()
+    if g.user is not None:
+        access.guard(view, args, request.method)
     response = view(*args)
     if request.method == "HEAD":
         response.set_data(b"")

@@ -14,6 +14,10 @@ counter and the cache are per app, in this process's memory (``api.security``).
 Audit: each real verification is logged, ``auth.sign_in`` or ``auth.sign_in_failed``
 (never the password); a cache hit is not a new sign-in, so a replication's Basic-auth
 requests add at most one entry a minute.
+
+Devices: an enrolled tablet sends its bearer token (``Authorization: Bearer <token>``),
+or, where a client can only put credentials in the URL (a PouchDB app), Basic auth with
+the name ``_device`` and the token as password. No account name starts with ``_``.
 """
 from __future__ import annotations
 
@@ -146,18 +150,26 @@ def _from_basic() -> UserCtx | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     name, sep, password = decoded.partition(":")
+    if name == DEVICE_NAME:
+        return _device_user(password)
     return check_password(name, password, via="basic") if sep else None
 
 
 SEEN_INTERVAL = 60.0  # seconds between "last seen" writes for one device
+DEVICE_NAME = "_device"  # the Basic-auth name that carries a device token as its password
 
 
 def _from_bearer() -> UserCtx | None:
-    """A device's bearer token; a revoked device is refused at once and told to wipe."""
+    """A device's bearer token."""
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith("bearer "):
         return None
-    found = device_for_token(header[7:].strip())
+    return _device_user(header[7:].strip())
+
+
+def _device_user(token: str) -> UserCtx | None:
+    """The user a device token signs in; a revoked device is refused at once and told to wipe."""
+    found = device_for_token(token) if token else None
     if found is None:
         return None
     info, user = found

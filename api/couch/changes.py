@@ -1,4 +1,10 @@
-"""``GET|POST /db/_changes``: normal, longpoll and continuous feeds."""
+"""``GET|POST /db/_changes``: normal, longpoll and continuous feeds.
+
+A non-admin's feed holds only their scope (``access.reader``), read from the scope index.
+Before it is read, a scope that grew since the user's last feed request gets its newly
+visible documents backfilled (sync.scopefeed.grow). A waiting feed wakes on any write, reads
+its scope, and goes back to waiting when nothing in it changed.
+"""
 from __future__ import annotations
 
 import time
@@ -9,10 +15,12 @@ from typing import Any
 from flask import Response, request, stream_with_context
 
 from sync import jsoncodec
-from sync.changes import ChangesQuery, current_seq, parse_since, read_changes, wait_for_change
+from sync.changes import ChangesQuery, count_pending, current_seq, parse_since, read_changes, wait_for_change
 from sync.errors import BadRequest, DatabaseNotFound, NotFound
+from sync.scopefeed import Reader, grow
 from sync.selector import validate
 
+from .access import reader as reader_for
 from .params import json_body, qbool, qint, qjson, send
 
 DEFAULT_TIMEOUT_MS = 60000
@@ -66,35 +74,38 @@ def changes(db_name: str) -> Response:
     feed = request.args.get("feed", "normal")
     if feed not in ("normal", "longpoll", "continuous"):
         raise BadRequest("Supported `feed` types: normal, continuous, longpoll")
+    reader = reader_for(db_name)
+    if reader is not None:
+        grow(db_name, reader)  # first: "since=now" must lie after the backfill
     since = parse_since(request.args.get("since"), current_seq(db_name))
     query = _query(since)
     if query.limit == 0 and feed == "normal":
-        rows, last_seq, pending = [], since, max(0, current_seq(db_name) - since)
+        rows, last_seq, pending = [], since, count_pending(db_name, since, reader)
         return send({"results": rows, "last_seq": last_seq, "pending": pending})
-    rows, last_seq, pending = read_changes(db_name, query)
+    rows, last_seq, pending = read_changes(db_name, query, reader)
     if feed == "normal" or (rows and feed == "longpoll"):
         return send({"results": rows, "last_seq": last_seq, "pending": pending})
     timeout = min(qint("timeout", DEFAULT_TIMEOUT_MS) or 0, MAX_TIMEOUT_MS) / 1000
     heartbeat_ms = qint("heartbeat", None) if request.args.get("heartbeat") != "true" else 60000
     heartbeat = (heartbeat_ms / 1000) if heartbeat_ms else None
     stream = _longpoll if feed == "longpoll" else _continuous
-    body = stream(db_name, query, rows, last_seq, timeout, heartbeat)
+    body = stream(db_name, query, rows, last_seq, timeout, heartbeat, reader)
     return Response(stream_with_context(body), mimetype="application/json")
 
 
-def _read_while_open(db_name: str, query: ChangesQuery) -> tuple[list[Any], int, int] | None:
+def _read_while_open(db_name: str, query: ChangesQuery, reader: Reader | None) -> tuple[list[Any], int, int] | None:
     """Read the feed, or None if the database was deleted while the request waited.
 
     The status line is already sent by then, so the feed just ends.
     """
     try:
-        return read_changes(db_name, query)
+        return read_changes(db_name, query, reader)
     except DatabaseNotFound:
         return None
 
 
 def _longpoll(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
-              timeout: float, heartbeat: float | None) -> Iterator[str]:
+              timeout: float, heartbeat: float | None, reader: Reader | None) -> Iterator[str]:
     """Wait for the first change the query lets through (filters may hide some), then answer."""
     deadline = time.monotonic() + timeout
     since = query.since
@@ -105,7 +116,7 @@ def _longpoll(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
                 yield "\n"
                 continue
             woke = True
-        found = _read_while_open(db_name, replace(query, since=since)) if woke else None
+        found = _read_while_open(db_name, replace(query, since=since), reader) if woke else None
         if found is None:
             break
         rows, last_seq, pending = found
@@ -117,7 +128,7 @@ def _longpoll(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
 
 
 def _continuous(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
-                timeout: float, heartbeat: float | None) -> Iterator[str]:
+                timeout: float, heartbeat: float | None, reader: Reader | None) -> Iterator[str]:
     """One row per line; ``{"last_seq": S}`` when the timeout ends the feed."""
     sent = 0
     since = query.since
@@ -138,7 +149,7 @@ def _continuous(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: in
             break
         remaining = None if query.limit is None else query.limit - sent
         query = replace(query, since=since, limit=remaining)
-        found = _read_while_open(db_name, query)
+        found = _read_while_open(db_name, query, reader)
         if found is None:
             break
         rows, last_seq, _ = found

@@ -1,33 +1,41 @@
 """Document endpoints: single docs (with open_revs and multipart), bulk reads and writes,
 ``_revs_diff``, ``_all_docs``, ``_local`` docs and attachments.
 
-Every write to the records database (config ``WASL_RECORDS_DB``) passes its schema check:
-a refused revision is held in the quarantine and answered ``forbidden`` (docs/records.md).
+Every write to the records database (config ``WASL_RECORDS_DB``) passes the caller's
+write rules and its schema check (``access.gate``): a refused revision is held in the
+quarantine and answered ``forbidden`` (docs/records.md, docs/access.md). Every read there
+goes through the caller's scope (``access.reader``), and a non-admin's ``_local``
+documents live in their own namespace (``access.local_id``).
 """
 from __future__ import annotations
 
 import base64
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import Response, request
 
 from sync import local, reads, writes
 from sync.alldocs import AllDocsQuery, all_docs as query_all_docs
 from sync.errors import BadRequest, Conflict, NotFound
-from sync.records.quarantine import RecordsGate
 from sync.store import get_database
 
 from . import multipart
+from .access import gate as _gate, local_id, public_local_id, reader
 from .params import json_body, json_object, qbool, qint, qjson, send
 
 LOCAL_ATTACHMENTS = "_local documents do not accept attachments."
 
 
-def _gate(db_name: str) -> RecordsGate | None:
-    """The schema check for writes to the records database, on behalf of the caller; None elsewhere."""
-    if db_name != current_app.config.get("WASL_RECORDS_DB"):
-        return None
-    return RecordsGate(actor=g.user.name, device_id=g.user.device_id)
+def _local_docs(db_name: str, docs: list[Any]) -> list[Any]:
+    """``docs`` with the caller's ``_local`` ids moved into their namespace."""
+    return [{**d, "_id": local_id(db_name, d["_id"])} if isinstance(d, dict) and isinstance(d.get("_id"), str)
+            and d["_id"].startswith("_local/") else d for d in docs]
+
+
+def _public_items(db_name: str, items: list[Any]) -> list[Any]:
+    """Write results with ``_local`` ids as the caller sent them."""
+    return [{**item, "id": public_local_id(db_name, item["id"])} if isinstance(item.get("id"), str)
+            and item["id"].startswith("_local/") else item for item in items]
 
 
 def _read_options(force_revs: bool = False) -> reads.ReadOptions:
@@ -58,20 +66,21 @@ def _follow_list(doc: dict[str, Any]) -> list[multipart.Attachment]:
 def get_doc(db_name: str, doc_id: str) -> Response:
     """``GET /db/doc``: one revision, or ``open_revs`` as JSON or multipart/mixed."""
     if doc_id.startswith("_local/"):
-        return send(local.get_local(db_name, doc_id))
+        return send({**local.get_local(db_name, local_id(db_name, doc_id)), "_id": doc_id})
     raw_open = request.args.get("open_revs")
     if raw_open is not None:
         revs = None if raw_open == "all" else qjson("open_revs")
         if revs is not None and (not isinstance(revs, list) or not all(isinstance(r, str) for r in revs)):
             raise BadRequest("Invalid open_revs value")
-        found = reads.open_revs(db_name, doc_id, revs, qbool("latest"), _read_options())
+        found = reads.open_revs(db_name, doc_id, revs, qbool("latest"), _read_options(), reader=reader(db_name))
         if _accepts("multipart/mixed"):
             parts = [multipart.Part.found(e["ok"], _follow_list(e["ok"])) if "ok" in e
                      else multipart.Part.not_found(e["missing"]) for e in found]
             body, ctype = multipart.build_mixed(parts)
             return Response(body, content_type=ctype)
         return send(found)
-    doc = reads.get_doc(db_name, doc_id, request.args.get("rev"), _read_options(), qbool("latest"))
+    doc = reads.get_doc(db_name, doc_id, request.args.get("rev"), _read_options(), qbool("latest"),
+                        reader=reader(db_name))
     if _accepts("multipart/related") and doc.get("_attachments") and qbool("attachments"):
         body, ctype = multipart.build_related(doc, _follow_list(doc))
         return Response(body, content_type=ctype)
@@ -99,7 +108,8 @@ def put_doc(db_name: str, doc_id: str) -> Response:
     doc, follows = _incoming_doc(doc_id)
     if doc_id.startswith("_local/"):
         doc.pop("_attachments", None)  # CouchDB accepts and drops them
-        return send(local.put_local(db_name, doc_id, doc), 201)
+        stored = local_id(db_name, doc_id)
+        return send({**local.put_local(db_name, stored, {**doc, "_id": stored}), "id": doc_id}, 201)
     result = writes.put_doc(db_name, doc, new_edits=qbool("new_edits", True), follows=follows,
                             gate=_gate(db_name))
     return send(result, 201, {"ETag": f'"{result["rev"]}"'})
@@ -108,16 +118,17 @@ def put_doc(db_name: str, doc_id: str) -> Response:
 def post_doc(db_name: str) -> Response:
     """``POST /db``: create a document, with a generated id unless it has one."""
     doc = json_object()
-    result = writes.put_doc(db_name, doc, gate=_gate(db_name)) if not str(doc.get("_id", "")).startswith("_local/") \
-        else local.put_local(db_name, doc["_id"], doc)
-    return send(result, 201)
+    if not str(doc.get("_id", "")).startswith("_local/"):
+        return send(writes.put_doc(db_name, doc, gate=_gate(db_name)), 201)
+    stored = local_id(db_name, doc["_id"])
+    return send({**local.put_local(db_name, stored, {**doc, "_id": stored}), "id": doc["_id"]}, 201)
 
 
 def delete_doc(db_name: str, doc_id: str) -> Response:
     """``DELETE /db/doc?rev=``: a deleted leaf on top of ``rev``."""
     rev = request.args.get("rev") or request.headers.get("If-Match", "").strip('"') or None
     if doc_id.startswith("_local/"):
-        return send(local.delete_local(db_name, doc_id, rev))
+        return send({**local.delete_local(db_name, local_id(db_name, doc_id), rev), "id": doc_id})
     if rev is None:
         raise Conflict()
     return send(writes.put_doc(db_name, {"_id": doc_id, "_rev": rev, "_deleted": True}, gate=_gate(db_name)))
@@ -132,7 +143,8 @@ def bulk_docs(db_name: str) -> Response:
     new_edits = body.get("new_edits", True)
     if not isinstance(new_edits, bool):
         raise BadRequest("`new_edits` parameter must be a boolean.")
-    return send(writes.bulk_docs(db_name, docs, new_edits, gate=_gate(db_name)), 201)
+    results = writes.bulk_docs(db_name, _local_docs(db_name, docs), new_edits, gate=_gate(db_name))
+    return send(_public_items(db_name, results), 201)
 
 
 def bulk_get(db_name: str) -> Response:
@@ -145,12 +157,12 @@ def bulk_get(db_name: str) -> Response:
     if body.get("attachments"):
         opts = reads.ReadOptions(**{**opts.__dict__, "attachments": True})
     latest = qbool("latest") or bool(body.get("latest"))
-    return send({"results": reads.bulk_get(db_name, docs, latest, opts)})
+    return send({"results": reads.bulk_get(db_name, docs, latest, opts, reader=reader(db_name))})
 
 
 def revs_diff(db_name: str) -> Response:
     """``POST /db/_revs_diff``."""
-    return send(reads.revs_diff(db_name, json_body()))
+    return send(reads.revs_diff(db_name, json_body(), reader=reader(db_name)))
 
 
 def _all_docs_query() -> AllDocsQuery:
@@ -176,7 +188,7 @@ def _all_docs_query() -> AllDocsQuery:
 
 def all_docs(db_name: str) -> Response:
     """``GET|POST /db/_all_docs``."""
-    result = query_all_docs(db_name, _all_docs_query())
+    result = query_all_docs(db_name, _all_docs_query(), reader=reader(db_name))
     if qbool("update_seq"):
         result["update_seq"] = get_database(db_name).update_seq
     return send(result)
@@ -186,7 +198,7 @@ def get_attachment(db_name: str, doc_id: str, name: str) -> Response:
     """``GET /db/doc/att[?rev=]``: the raw bytes with their stored type."""
     if doc_id.startswith("_local/"):
         raise BadRequest(LOCAL_ATTACHMENTS)
-    meta, data = reads.get_attachment(db_name, doc_id, name, request.args.get("rev"))
+    meta, data = reads.get_attachment(db_name, doc_id, name, request.args.get("rev"), reader=reader(db_name))
     resp = Response(data, content_type=meta["content_type"])
     resp.headers["ETag"] = f'"{meta["digest"]}"'
     resp.headers["Content-MD5"] = meta["digest"][4:] if meta["digest"].startswith("md5-") else ""
@@ -197,11 +209,11 @@ def _doc_for_attachment_edit(db_name: str, doc_id: str) -> dict[str, Any]:
     rev = request.args.get("rev") or request.headers.get("If-Match", "").strip('"') or None
     if rev is None:
         try:
-            reads.get_doc(db_name, doc_id, None, reads.ReadOptions())
+            reads.get_doc(db_name, doc_id, None, reads.ReadOptions(), reader=reader(db_name))
         except NotFound:
             return {"_id": doc_id}  # a new document holding just this attachment
         raise Conflict()
-    return reads.get_doc(db_name, doc_id, rev, reads.ReadOptions())
+    return reads.get_doc(db_name, doc_id, rev, reads.ReadOptions(), reader=reader(db_name))
 
 
 def put_attachment(db_name: str, doc_id: str, name: str) -> Response:

@@ -9,6 +9,7 @@ from models.server import get_setting
 from sync.errors import BadRequest, Unauthorized
 from sync.store import list_databases
 
+from . import access
 from .auth import COOKIE, SESSION_SECONDS, check_password, current_user, session_cookie
 from .params import loads, qint, send
 
@@ -34,7 +35,11 @@ def uuids() -> Response:
 
 
 def all_dbs() -> Response:
-    return send(list_databases())
+    """``GET /_all_dbs``: every database for an admin; for anyone else, the records database only."""
+    names = list_databases()
+    if not access.unscoped():
+        names = [name for name in names if name == access.records_db()]
+    return send(names)
 
 
 def _session_json() -> dict[str, object]:

@@ -11,13 +11,14 @@ import crypto
 from sync import jsoncodec
 
 from . import schema
+from .drop import DropApi
 from .endpoint_api import EndpointApi
 from .keymgmt import KeyManagement
 from .local_api import LocalApi
 
 
-class DeviceStore(LocalApi, EndpointApi, KeyManagement):
-    """An unlocked device store: the app's API, a replication ``Endpoint``, and key management."""
+class DeviceStore(LocalApi, EndpointApi, KeyManagement, DropApi):
+    """An unlocked device store: the app's API, a replication ``Endpoint``, key management, dropping."""
 
     @classmethod
     def create(cls, path: str, pin: str, *, recovery_public_key: bytes | None = None, db_name: str = "wasl",
