@@ -7,16 +7,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from crypto import hash_password
-from models import User, db
 from sync.devices import create_code
+from tests.village import chw_in_village, visit
 
 
 @pytest.fixture
 def code(app: Flask) -> str:
     with app.app_context():
-        db.session.add(User(name="amina", password_hash=hash_password("pw-amina"), roles=["chw"]))
-        db.session.commit()
+        chw_in_village("amina", "pw-amina")
         return create_code("amina")
 
 
@@ -50,16 +48,16 @@ def test_bad_enrolments_are_clear_and_change_nothing(anon: FlaskClient, client: 
 
 def test_a_device_token_replicates_until_revoked(anon: FlaskClient, client: FlaskClient, code: str) -> None:
     device = enrol(anon, code)
-    client.put("/couch/wasl")
-    assert anon.put("/couch/wasl/v1", json={"type": "visit"}, headers=bearer(device["token"])).status_code == 201
+    client.put("/couch/records")
+    assert anon.put("/couch/records/v1", json=visit("v1"), headers=bearer(device["token"])).status_code == 201
     me = anon.get("/api/v1/devices/me", headers=bearer(device["token"])).get_json()
     assert me["status"] == "active" and me["action"] == "none" and me["last_seen_at"] is not None
 
     assert client.post(f"/api/v1/devices/{device['device_id']}/retire").get_json()["action"] == "push_then_wipe"
-    assert anon.put("/couch/wasl/v2", json={"type": "visit"}, headers=bearer(device["token"])).status_code == 201
+    assert anon.put("/couch/records/v2", json=visit("v2"), headers=bearer(device["token"])).status_code == 201
 
     client.post(f"/api/v1/devices/{device['device_id']}/revoke")
-    refused = anon.get("/couch/wasl/v1", headers=bearer(device["token"]))
+    refused = anon.get("/couch/records/v1", headers=bearer(device["token"]))
     assert refused.status_code == 401
     assert refused.get_json() == {"error": "unauthorized", "reason": "This device has been revoked; wipe its copy."}
     assert anon.get("/api/v1/devices/me", headers=bearer(device["token"])).get_json()["action"] == "wipe"

@@ -10,11 +10,10 @@ import requests
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from crypto import hash_password
-from models import User, db
 from sync.device import DeviceStore
 from sync.devices import create_code
 from tests.conftest import ADMIN
+from tests.village import chw_in_village, patient, visit
 
 PIN = "482915"
 
@@ -28,12 +27,12 @@ def run(*args: str, pin: str = PIN, **env: str) -> Result:
 def enrolled(app: Flask, live_server: str, tmp_path: Path) -> dict[str, Any]:
     """A CHW account, the database, and a tablet enrolled through the CLI."""
     with app.app_context():
-        db.session.add(User(name="amina", password_hash=hash_password("pw"), roles=["chw"]))
-        db.session.commit()
+        chw_in_village("amina")
         code = create_code("amina")
-    requests.put(f"{live_server}/couch/wasl", auth=ADMIN, timeout=10)
+    requests.put(f"{live_server}/couch/records", auth=ADMIN, timeout=10)
     store = tmp_path / "tablet.db"
-    result = run("enrol", "--server", live_server, "--code", code, "--store", str(store), "--name", "tab-1")
+    result = run("enrol", "--server", live_server, "--code", code, "--store", str(store), "--name", "tab-1",
+                 "--db", "records")
     assert result.exit_code == 0, result.output
     assert "enrolled as amina" in result.output
     device_id = result.output.split("(device ")[1].split(")")[0]
@@ -41,15 +40,15 @@ def enrolled(app: Flask, live_server: str, tmp_path: Path) -> dict[str, Any]:
 
 
 def server_doc(server: str, doc_id: str) -> requests.Response:
-    return requests.get(f"{server}/couch/wasl/{doc_id}", auth=ADMIN, timeout=10)
+    return requests.get(f"{server}/couch/records/{doc_id}", auth=ADMIN, timeout=10)
 
 
 def test_sync_pushes_and_pulls_and_status_counts_what_waits(enrolled: dict[str, Any]) -> None:
     store, server = enrolled["store"], enrolled["server"]
     with DeviceStore.open(str(store), PIN) as local:
-        local.put({"_id": "visit-1", "type": "visit", "bp": [150, 95]})
+        local.put(visit("visit-1", bp=[150, 95]))
     assert "waiting to push: 1" in run("status", "--store", str(store)).output
-    requests.put(f"{server}/couch/wasl/patient-9", json={"type": "patient"}, auth=ADMIN, timeout=10)
+    requests.put(f"{server}/couch/records/patient-9", json=patient("patient-9"), auth=ADMIN, timeout=10)
     result = run("sync", "--store", str(store))
     assert result.exit_code == 0, result.output
     assert "push: 1 documents written" in result.output and "pull: 1 documents written" in result.output
@@ -76,7 +75,7 @@ def test_plain_errors_for_pin_network_and_missing_store(enrolled: dict[str, Any]
 def test_a_retired_device_pushes_then_wipes(enrolled: dict[str, Any]) -> None:
     store, server = enrolled["store"], enrolled["server"]
     with DeviceStore.open(str(store), PIN) as local:
-        local.put({"_id": "visit-2", "type": "visit"})
+        local.put(visit("visit-2"))
     requests.post(f"{server}/api/v1/devices/{enrolled['device_id']}/retire", auth=ADMIN, timeout=10)
     result = run("sync", "--store", str(store))
     assert result.exit_code == 0 and "retired" in result.output, result.output
@@ -87,7 +86,7 @@ def test_a_retired_device_pushes_then_wipes(enrolled: dict[str, Any]) -> None:
 def test_a_revoked_device_is_refused_and_wipes(enrolled: dict[str, Any]) -> None:
     store, server = enrolled["store"], enrolled["server"]
     with DeviceStore.open(str(store), PIN) as local:
-        local.put({"_id": "visit-3", "type": "visit"})
+        local.put(visit("visit-3"))
     requests.post(f"{server}/api/v1/devices/{enrolled['device_id']}/revoke", auth=ADMIN, timeout=10)
     result = run("sync", "--store", str(store))
     assert result.exit_code == 1 and "revoked; its copy has been wiped" in result.output
@@ -97,7 +96,7 @@ def test_a_revoked_device_is_refused_and_wipes(enrolled: dict[str, Any]) -> None
 def test_change_pin_and_rotate_key_keep_the_data(enrolled: dict[str, Any]) -> None:
     store = enrolled["store"]
     with DeviceStore.open(str(store), PIN) as local:
-        local.put({"_id": "visit-4", "type": "visit", "glucose": 13.7})
+        local.put(visit("visit-4", glucose=13.7))
     changed = run("change-pin", "--store", str(store), WASL_NEW_PIN="731904")
     assert changed.exit_code == 0 and "PIN changed" in changed.output
     assert run("status", "--store", str(store)).output.strip() == "Error: wrong PIN"
@@ -109,24 +108,15 @@ def test_change_pin_and_rotate_key_keep_the_data(enrolled: dict[str, Any]) -> No
     assert no_key.exit_code == 1 and "no recovery key" in no_key.output
 
 
-def test_a_retired_device_keeps_its_copy_while_documents_are_refused(
-        enrolled: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from sync.remote import RemoteDatabase
+def test_a_retired_device_keeps_its_copy_while_documents_are_refused(enrolled: dict[str, Any]) -> None:
     store, server = enrolled["store"], enrolled["server"]
     with DeviceStore.open(str(store), PIN) as local:
-        local.put({"_id": "visit-5", "type": "visit"})
-    real = RemoteDatabase.bulk_docs_replicated
-
-    def refuse(self: RemoteDatabase, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # The access rules will refuse documents like this (a CHW writing outside their area).
-        real(self, [d for d in docs if d["_id"] != "visit-5"])
-        return [{"id": "visit-5", "rev": d["_rev"], "error": "forbidden", "reason": "outside your area"}
-                for d in docs if d["_id"] == "visit-5"]
-
-    monkeypatch.setattr(RemoteDatabase, "bulk_docs_replicated", refuse)
+        local.put(visit("visit-5", area="north/d1/v2"))  # outside the CHW's village: the server refuses it
+        local.put(visit("visit-6"))
     requests.post(f"{server}/api/v1/devices/{enrolled['device_id']}/retire", auth=ADMIN, timeout=10)
     result = run("sync", "--store", str(store))
-    assert "refused by the server: visit-5 (forbidden: outside your area)" in result.output
+    assert "refused by the server: visit-5 (forbidden:" in result.output
     assert result.exit_code == 1 and "not wiping" in result.output
+    assert server_doc(server, "visit-6").status_code == 200 and server_doc(server, "visit-5").status_code == 404
     with DeviceStore.open(str(store), PIN) as local:
-        assert local.get("visit-5")["type"] == "visit"  # the refused visit is still on the tablet
+        assert local.get("visit-5")["area"] == "north/d1/v2"  # the refused visit is still on the tablet
