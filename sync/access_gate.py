@@ -9,16 +9,10 @@ next gate, the schema check (``sync.records.quarantine.RecordsGate``).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
-from models import db
-from models.quarantine import QuarantinedRevision
-
-from . import audit
-from .docs import Json, dump_body
+from .docs import Json
+from .records.quarantine import hold
 from .scope import Scope, may_write
 from .writes import Gate
 
@@ -45,25 +39,3 @@ class AccessGate:
         if self.then is None:
             return None
         return self.then.refuse(db_name, doc, rev=rev, parent_rev=parent_rev, replicated=replicated)
-
-
-def hold(db_name: str, doc: Json, *, rev: str, parent_rev: str | None, replicated: bool, reason: str,
-         fields: dict[str, list[str]], actor: str, device_id: str | None) -> None:
-    """Keep a refused revision in the quarantine (one row per revision; a resend is counted)."""
-    # The same rules as RecordsGate's: one row per (db, doc, rev), attempts counted, a
-    # decision already taken stands, and the audit entry is written once, on creation.
-    doc_id, now = doc["_id"], time.time()
-    row = db.session.scalar(select(QuarantinedRevision).where(
-        QuarantinedRevision.db_name == db_name, QuarantinedRevision.doc_id == doc_id,
-        QuarantinedRevision.rev == rev))
-    if row is not None:
-        row.attempts += 1
-        row.last_seen_at = now
-        row.reason, row.fields = reason, fields
-        return
-    db.session.add(QuarantinedRevision(
-        db_name=db_name, doc_id=doc_id, rev=rev, parent_rev=parent_rev, replicated=replicated,
-        body=dump_body(doc), reason=reason, fields=fields, actor=actor, device_id=device_id, received_at=now,
-        last_seen_at=now, attempts=1, state="held"))
-    audit.record(actor, "quarantine.hold", db_name=db_name, doc_id=doc_id, device_id=device_id, rev=rev,
-                 reason=reason)

@@ -49,24 +49,33 @@ class RecordsGate:
         if errors is None:
             return None
         reason = reason_of(errors)
-        body, now = dump_body(doc), time.time()
-        doc_id = doc["_id"]
-        row = db.session.scalar(select(QuarantinedRevision).where(
-            QuarantinedRevision.db_name == db_name, QuarantinedRevision.doc_id == doc_id,
-            QuarantinedRevision.rev == rev))
-        if row is not None:
-            # Sent again (a retrying tablet): one row, counted. A decision already taken stands.
-            row.attempts += 1
-            row.last_seen_at = now
-            row.reason, row.fields = reason, errors
-            return reason
-        db.session.add(QuarantinedRevision(
-            db_name=db_name, doc_id=doc_id, rev=rev, parent_rev=parent_rev, replicated=replicated, body=body,
-            reason=reason, fields=errors, actor=self.actor, device_id=self.device_id, received_at=now,
-            last_seen_at=now, attempts=1, state="held"))
-        audit.record(self.actor, "quarantine.hold", db_name=db_name, doc_id=doc_id, device_id=self.device_id,
-                     rev=rev, reason=reason)
+        hold(db_name, doc, rev=rev, parent_rev=parent_rev, replicated=replicated, reason=reason, fields=errors,
+             actor=self.actor, device_id=self.device_id)
         return reason
+
+
+def hold(db_name: str, doc: Json, *, rev: str, parent_rev: str | None, replicated: bool, reason: str,
+         fields: dict[str, list[str]], actor: str, device_id: str | None) -> None:
+    """Keep a refused revision in the quarantine, in the caller's transaction.
+
+    One row per (db, doc, rev): a revision sent again (a retrying tablet) is counted, not
+    added, and a decision already taken on it stands. The audit entry is written once.
+    """
+    doc_id, now = doc["_id"], time.time()
+    row = db.session.scalar(select(QuarantinedRevision).where(
+        QuarantinedRevision.db_name == db_name, QuarantinedRevision.doc_id == doc_id,
+        QuarantinedRevision.rev == rev))
+    if row is not None:
+        row.attempts += 1
+        row.last_seen_at = now
+        row.reason, row.fields = reason, fields
+        return
+    db.session.add(QuarantinedRevision(
+        db_name=db_name, doc_id=doc_id, rev=rev, parent_rev=parent_rev, replicated=replicated,
+        body=dump_body(doc), reason=reason, fields=fields, actor=actor, device_id=device_id, received_at=now,
+        last_seen_at=now, attempts=1, state="held"))
+    audit.record(actor, "quarantine.hold", db_name=db_name, doc_id=doc_id, device_id=device_id, rev=rev,
+                 reason=reason)
 
 
 def list_held(db_name: str | None, *, state: str | None = "held", limit: int = 50,
