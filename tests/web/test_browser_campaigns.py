@@ -8,8 +8,6 @@ Screenshots are kept under the test's tmp_path and copied to test-artifacts/brow
 """
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,22 +22,10 @@ from sync.records.campaigns import list_campaigns
 from sync.records.visibility import visibility_of
 from tests.conftest import make_app, serve_in_thread
 
+from .browser import keep_artifacts, launch, require_chromium
 from .camp_data import DB, load
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser-campaigns"
-
-
-def require_chromium() -> None:
-    """Skip without Chromium; under CI=true its absence fails the run (make test installs it)."""
-    if os.path.exists(CHROMIUM):
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is required in CI (apt-get install chromium)", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is not installed")
 
 
 @pytest.fixture
@@ -63,7 +49,7 @@ def test_an_organiser_creates_a_campaign_and_reads_its_progress(served: tuple[Fl
     violations: list[str] = []
     charts: list[tuple[int, str]] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 412, "height": 915})  # a small phone screen
             page.on("console", lambda msg: violations.append(msg.text)
@@ -123,9 +109,7 @@ def test_an_organiser_creates_a_campaign_and_reads_its_progress(served: tuple[Fl
             shot("progress-female")
         finally:
             browser.close()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for picture in shots_dir.iterdir():
-        shutil.copy(picture, ARTIFACTS / picture.name)
+    keep_artifacts(shots_dir, "browser-campaigns")
     assert len(list(shots_dir.glob("*.png"))) == 5
     assert violations == []
     assert len(charts) >= 8 and all(status == 200 and kind.startswith("image/svg+xml") for status, kind in charts)

@@ -7,8 +7,6 @@ who made the visit, pulls the records database and receives the review document.
 """
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,23 +21,11 @@ from models.duplicates import PatientMerge
 from tests.conftest import make_app, serve_in_thread
 from tests.pouch import docs_by_id, run_peer, step_result
 
+from .browser import keep_artifacts, launch, require_chromium
 from .test_supervise import build_supervised
 from .test_visit_log import DB, password
 
 pytestmark = [pytest.mark.browser, pytest.mark.pouchdb]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser-supervisor"
-
-
-def require_chromium() -> None:
-    """Skip without Chromium; under CI=true its absence fails the run (make test installs it)."""
-    if os.path.exists(CHROMIUM):
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is required in CI (apt-get install chromium)", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is not installed")
 
 
 @pytest.fixture
@@ -72,7 +58,7 @@ def test_a_supervisor_reviews_resolves_and_merges_and_the_chw_receives_the_revie
     app, url = served
     shots_dir = tmp_path / "screens"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 412, "height": 915})  # a small phone screen
             shots = Shots(page, shots_dir)
@@ -117,9 +103,7 @@ def test_a_supervisor_reviews_resolves_and_merges_and_the_chw_receives_the_revie
             shots.take("merged")
         finally:
             browser.close()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for shot in shots_dir.iterdir():
-        shutil.copy(shot, ARTIFACTS / shot.name)
+    keep_artifacts(shots_dir, "browser-supervisor")
     assert len(list(shots_dir.glob("*.png"))) == 6
 
     with app.app_context():
