@@ -11,7 +11,17 @@ Pure modules (no Flask, no database, no I/O) - they can be read and tested alone
 
 Modules over the database (SQLAlchemy models, no Flask request globals):
 
-- ``sync.store``    databases, documents, attachments, _local docs, the change feed
+- ``sync.store``    databases, the write lock that orders the change feed, attachment blobs
+- ``sync.writes``, ``sync.reads``, ``sync.changes``, ``sync.alldocs``, ``sync.local``, ``sync.rows``
+                    documents in and out, the change feed, ``_all_docs``, ``_local`` docs, row fetches
+- ``sync.scopeindex``, ``sync.scopefeed``, ``sync.scopes``, ``sync.access_gate``
+                    the scope index, scoped feeds, a user's scope, and the access check on writes
+- ``sync.access``, ``sync.devices``, ``sync.audit``   areas and users, enrolled devices, the audit log
+- ``sync.serverdb`` one of this server's databases as a replication endpoint (the bridge)
+
+Replication between endpoints: ``sync.endpoint`` (the protocol), ``sync.replicator``,
+``sync.checkpoint``, ``sync.remote`` (the one HTTP module). ``sync.device``: the tablet's
+encrypted store. ``sync.records``: health records on top of all this.
 
 Revision tree format (the same as pouchdb-merge, so the two can be read side by side)::
 
