@@ -38,17 +38,19 @@ run: install
 	@if [ "$(WASL_DEMO)" != 0 ]; then $(VENV)/bin/wasl demo; fi
 	$(VENV)/bin/wasl serve --port $(PORT)
 
+# The suite spreads over TEST_JOBS processes (pytest-xdist); each starts its own throwaway
+# PostgreSQL cluster and serves on its own loopback ports. TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= 2
 test: install peer system bench/peer/node_modules/.package-lock.json
 	$(VENV)/bin/flake8 api sync models crypto wasl_cli tests bench wsgi.py
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_JOBS)
 
 bench/peer/node_modules/.package-lock.json: bench/peer/package-lock.json
 	npm ci --prefix bench/peer --no-audit --no-fund
 	touch $@
 
 bench: install peer system bench/peer/node_modules/.package-lock.json
-	$(PY) bench/replication.py --repeat 3
-	$(PY) bench/records.py
+	$(PY) bench/all.py
 
 clean:
 	rm -rf $(VENV) tests/peer/node_modules bench/peer/node_modules
