@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from werkzeug.serving import make_server  # noqa: E402
 
 import crypto  # noqa: E402
+from bench import report  # noqa: E402
 from api import create_app  # noqa: E402
 from models import db, init_db  # noqa: E402
 from sync import access, jsoncodec, scopeindex  # noqa: E402
@@ -292,6 +293,19 @@ def table(figures: list[Figures]) -> str:
     return "\n".join(lines)
 
 
+def json_rows(figures: list[Figures]) -> list[dict[str, object]]:
+    """The figures of the combined table: the pull at the largest size and the no-op sync there."""
+    first, last = figures[0], figures[-1]
+    ratio = last.pull_s / first.pull_s
+    return [report.row(f"scoped initial pull, {last.in_scope:,} of {last.total:,} docs",
+                       f"{last.pull_s:.2f} s ({ratio:.2f} × the pull at {first.total:,})",
+                       f"≤ {TARGET_RATIO} ×", ratio <= TARGET_RATIO),
+            report.row(f"sync with nothing new, {last.total:,} docs",
+                       f"{last.noop_requests} requests, {last.noop_server_ms:.1f} ms server",
+                       f"≤ {TARGET_REQUESTS} requests, ≤ {TARGET_NOOP_MS:.0f} ms",
+                       last.noop_requests <= TARGET_REQUESTS and last.noop_server_ms <= TARGET_NOOP_MS)]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, measure each size, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -301,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                         "shows the median")
     parser.add_argument("--database-url", default=os.environ.get("WASL_BENCH_DATABASE_URL"),
                         help="an empty database to use instead of a SQLite file (one size per run)")
+    parser.add_argument("--json", help="also write the figures for bench/all.py to this file")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if any(s < args.in_scope for s in sizes):
@@ -323,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'' if not args.database_url else ' on ' + args.database_url.split('://')[0]}, Python "
           f"{sys.version.split()[0]}\n")
     print(table(figures))
+    report.write(args.json, "scope", json_rows(figures))
     return 0
 
 
