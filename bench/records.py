@@ -12,14 +12,12 @@ Prints a markdown table with the targets (≥2,000 visits/s on SQLite, lag < 1 s
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report  # noqa: E402
+from bench.serve import serve_in_thread  # noqa: E402
 from bench.replication import ADMIN, ROOT, VENV_BIN, request  # noqa: E402
 
 Doc = dict[str, Any]
@@ -203,16 +202,8 @@ def merge_rate(app: Any, data: Dataset) -> tuple[float, int]:
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     """``app`` on a loopback port in a thread; yield its CouchDB root."""
-    from werkzeug.serving import make_server
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in the bench's output
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/couch"
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with serve_in_thread(app, quiet=True) as url:
+        yield url + "/couch"
 
 
 @contextmanager

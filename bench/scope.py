@@ -17,13 +17,11 @@ pulls (and of as many syncs with nothing new), after one discarded round.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -34,10 +32,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from werkzeug.serving import make_server  # noqa: E402
-
 import crypto  # noqa: E402
 from bench import report  # noqa: E402
+from bench.serve import serve_in_thread  # noqa: E402
 from api import create_app  # noqa: E402
 from models import db, init_db  # noqa: E402
 from sync import access, jsoncodec, scopeindex  # noqa: E402
@@ -149,18 +146,13 @@ def metered(app: Any, meter: Meter) -> Callable[..., Any]:
 
 @contextmanager
 def serving(app: Any, meter: Meter) -> Iterator[str]:
-    """Serve ``app`` on loopback in a thread; yield its base URL."""
+    """Serve ``app`` on loopback in a thread, its server time metered; yield its base URL."""
     plain = app.wsgi_app
     app.wsgi_app = metered(app, meter)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        with serve_in_thread(app, quiet=True) as url:
+            yield url
     finally:
-        server.shutdown()
-        server.server_close()
         app.wsgi_app = plain
 
 

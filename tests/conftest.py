@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import gc
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.pool import NullPool
-from werkzeug.serving import make_server
 
 from api import create_app
+from bench.serve import serve_in_thread as serving
 from models import db, init_db
-from sync.store import stop_waiters, stopping
 
 pytest_plugins = ["tests.pg"]
 
@@ -69,24 +67,9 @@ def anon(app: Flask) -> FlaskClient:
 
 
 def serve_in_thread(app: Flask) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port; yield its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    # Track request threads so server_close() can join them: a feed still waiting must
-    # end, and give its database connection back, before the test's database goes away.
-    server.daemon_threads = False
-    server.block_on_close = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        stop_waiters()
-        # serve_forever closes the server itself on its way out, joining the request
-        # threads; only once that is done may waiting feeds be allowed to wait again.
-        thread.join(30)
-        server.server_close()
-        stopping.clear()
+    """Serve ``app`` on a free loopback port; yield its base URL (a generator, for fixtures)."""
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
