@@ -1,7 +1,8 @@
 """Replication benchmark: stock PouchDB 9 pushes, pulls and no-op syncs against Wasl and pouchdb-server.
 
 Run from the repository root: ``.venv/bin/python bench/replication.py [--docs 10000]``.
-Needs ``npm ci --prefix bench/peer`` (PouchDB 9 client + pouchdb-server 4.2.0). Prints a markdown table.
+Needs ``npm ci --prefix bench/peer`` (PouchDB 9 client + pouchdb-server 4.2.0). Prints a markdown table;
+``--json FILE`` also writes the figures (times, docs/s, time ratios) as one JSON object.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from wasl_cli.serve import gunicorn_command
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "bench" / "peer"
@@ -158,7 +161,7 @@ def running(cmd: list[str], env: dict[str, str], cwd: Path, workdir: Path, probe
 
 @contextmanager
 def wasl_server(workdir: Path) -> Iterator[tuple[str, int]]:
-    """Wasl under gunicorn (gthread, 1 worker, 8 threads) on a fresh SQLite file; yield (root, pid)."""
+    """Wasl under gunicorn (``wasl serve``'s options; 1 worker, 8 threads) on a fresh SQLite file; yield (root, pid)."""
     port = free_port()
     env = {**os.environ, "WASL_DATABASE_URL": f"sqlite:///{workdir}/bench.sqlite",
            "WASL_ADMIN_PASSWORD": ADMIN[1], "WASL_INSTANCE": str(workdir / "instance"),
@@ -166,8 +169,7 @@ def wasl_server(workdir: Path) -> Iterator[tuple[str, int]]:
     # `wasl init` creates the tables, the server uuid and the admin account.
     subprocess.run([str(VENV_BIN / "wasl"), "init", "--db", DB_NAME], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    cmd = [str(VENV_BIN / "gunicorn"), "-k", "gthread", "--threads", "8", "-w", "1",
-           "-b", f"127.0.0.1:{port}", "--timeout", "300", "wsgi:app"]
+    cmd = gunicorn_command(str(VENV_BIN / "gunicorn"), "127.0.0.1", port, workers=1, threads=8, timeout=300)
     with running(cmd, env, ROOT, workdir, f"http://127.0.0.1:{port}/couch/") as pid:
         yield f"http://{ADMIN[0]}:{ADMIN[1]}@127.0.0.1:{port}/couch", pid
 
@@ -252,10 +254,28 @@ def table(results: list[Result]) -> str:
         # Throughput ratios from this same run: above 1 means Wasl moved the docs faster.
         lines.append("")
         lines.append(f"Wasl/pouchdb-server docs/s: push {wasl.push_rate / ref.push_rate:.2f}x, "
-                     f"pull {wasl.pull_rate / ref.pull_rate:.2f}x (above 1: Wasl faster). "
+                     f"pull {wasl.pull_rate / ref.pull_rate:.2f}x (above 1: Wasl faster); "
+                     f"time ratio push {wasl.push_s / ref.push_s:.2f}, pull {wasl.pull_s / ref.pull_s:.2f}. "
                      "Server CPU s is the server's user+system time over the run (push, pull, two syncs); "
                      "the PouchDB client's cost is the same on both rows.")
     return "\n".join(lines)
+
+
+def figures(results: list[Result], runs: int) -> dict[str, Any]:
+    """The figures as one JSON object (``--json``): each server's times and rates, and the ratios."""
+    out: dict[str, Any] = {"docs": results[0].docs if results else 0, "runs": runs, "servers": {}}
+    for r in results:
+        out["servers"][r.server] = {"push_s": round(r.push_s, 3), "push_docs_per_s": round(r.push_rate, 1),
+                                    "pull_s": round(r.pull_s, 3), "pull_docs_per_s": round(r.pull_rate, 1),
+                                    "noop_sync_ms": round(r.noop_ms, 1), "noop_sync_requests": r.noop_requests,
+                                    "server_cpu_s": round(r.server_cpu_s, 2)}
+    by_name = {r.server: r for r in results}
+    if {"Wasl", "pouchdb-server"} <= set(by_name):
+        wasl, ref = by_name["Wasl"], by_name["pouchdb-server"]
+        # Wasl's time over pouchdb-server's (below 1: Wasl faster), measured in the same run.
+        out["ratios"] = {"push_time": round(wasl.push_s / ref.push_s, 3),
+                         "pull_time": round(wasl.pull_s / ref.pull_s, 3)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per server; the table shows medians")
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset of: "
                         + ", ".join(SERVERS))
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if n not in SERVERS]
@@ -292,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.docs} visit docs (~{avg:.0f} bytes of JSON each, seed {args.seed}), "
           f"PouchDB 9.0.0 in-memory client, batch_size {args.batch_size}, node {node}{runs_note}\n")
     print(table(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures(results, args.repeat), indent=2) + "\n")
     return 0
 
 

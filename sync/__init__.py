@@ -12,8 +12,11 @@ Pure modules (no Flask, no database, no I/O) - they can be read and tested alone
 Modules over the database (SQLAlchemy models, no Flask request globals):
 
 - ``sync.store``    databases, the write lock that orders the change feed, attachment blobs
-- ``sync.writes``, ``sync.reads``, ``sync.changes``, ``sync.alldocs``, ``sync.local``, ``sync.rows``
-                    documents in and out, the change feed, ``_all_docs``, ``_local`` docs, row fetches
+- ``sync.writes``, ``sync.batch``   document writes, and their set-wise SQL
+- ``sync.reads``, ``sync.docview``   document reads, and building a document from its tree
+- ``sync.changes``, ``sync.alldocs``, ``sync.local``
+                    the change feed, ``_all_docs``, ``_local`` docs
+- ``sync.rows``, ``sync.dbapi``      hot row fetches, run on the driver's cursor below the ORM
 - ``sync.scopeindex``, ``sync.scopefeed``, ``sync.scopes``, ``sync.access_gate``
                     the scope index, scoped feeds, a user's scope, and the access check on writes
 - ``sync.access``, ``sync.devices``, ``sync.audit``   areas and users, enrolled devices, the audit log

@@ -17,14 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from models import db
 
-from models import Database, Document, db
-
+from .dbapi import fetch
+from .docview import ReadOptions, build_doc, leaf_revs, load_bodies
 from .errors import BadRequest
-from .reads import ReadOptions, build_doc, load_bodies
-from .rows import DocRow, docs_after, docs_by_ids, docs_newest_first
-from .revtree import collect_leaves
+from .rows import NO_LIMIT, DocRow, docs_after, docs_by_ids, docs_newest_first
 from .scopefeed import Reader, feed, feed_seqs, pending as scoped_pending
 from .selector import matches
 from .store import changed, get_database, stopping
@@ -54,8 +52,9 @@ def parse_since(value: Any, current: int) -> int:
         return current
     text = str(value)
     head = text.split("-", 1)[0]
-    if head.isdigit():
-        return int(head)
+    if head.isascii() and head.isdigit():
+        # Past every sequence reads nothing; the SQL engines take no integer beyond 64 bits.
+        return min(int(head), NO_LIMIT)
     raise BadRequest("Malformed sequence supplied in 'since' parameter.")
 
 
@@ -154,7 +153,7 @@ def _select_matching(database_id: int, query: ChangesQuery,
 
 def _row(doc: DocRow, query: ChangesQuery, bodies: dict[tuple[int, str], Any]) -> dict[str, Any]:
     if query.all_docs:
-        changes = [{"rev": leaf.rev} for leaf in collect_leaves(doc.rev_tree)]
+        changes = [{"rev": rev} for rev in leaf_revs(doc)]
     else:
         changes = [{"rev": doc.winning_rev}]
     row: dict[str, Any] = {"seq": doc.seq, "id": doc.doc_id, "changes": changes}
@@ -166,13 +165,14 @@ def _row(doc: DocRow, query: ChangesQuery, bodies: dict[tuple[int, str], Any]) -
     return row
 
 
+_COUNT_AFTER = "SELECT count(*) FROM couch_document WHERE database_id = ? AND seq > ?"
+_SEQ = "SELECT update_seq FROM couch_database WHERE name = ?"
+
+
 def _count_after(database_id: int, seq: int, doc_ids: tuple[str, ...] | None) -> int:
-    from sqlalchemy import func
-    stmt = select(func.count()).select_from(Document).where(Document.database_id == database_id,
-                                                            Document.seq > seq)
-    if doc_ids is not None:
-        stmt = stmt.where(Document.doc_id.in_(doc_ids))
-    return int(db.session.scalar(stmt) or 0)
+    if doc_ids is None:
+        return int(fetch(_COUNT_AFTER, [database_id, seq])[0][0])
+    return sum(1 for d in docs_by_ids(database_id, list(doc_ids)).values() if d.seq > seq)
 
 
 def wait_for_change(db_name: str, since: int, timeout: float, heartbeat: float | None) -> Iterator[bool]:
@@ -185,8 +185,8 @@ def wait_for_change(db_name: str, since: int, timeout: float, heartbeat: float |
     next_beat = time.monotonic() + heartbeat if heartbeat else None
     while not stopping.is_set():
         db.session.commit()  # a fresh snapshot for the next look
-        seq = db.session.scalar(select(Database.update_seq).where(Database.name == db_name))
-        if seq is None or seq > since:
+        found = fetch(_SEQ, [db_name])
+        if not found or found[0][0] > since:
             yield True
             return
         now = time.monotonic()

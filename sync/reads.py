@@ -1,6 +1,7 @@
 """Reading documents: single gets with CouchDB's options, open_revs, _bulk_get, _revs_diff.
 
-``build_doc`` is the one place a stored revision becomes the JSON a client sees.
+``build_doc`` (sync.docview, importable from here) is the one place a stored revision
+becomes the JSON a client sees.
 
 Every read takes an optional ``reader`` (sync.scopefeed): a document outside the reader's
 scope is answered exactly as a document the server does not hold (404 ``missing``, a
@@ -9,118 +10,21 @@ scope is answered exactly as a document the server does not hold (404 ``missing`
 """
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
 from typing import Any
 
-
 from .docs import Json
+from .docview import (ReadOptions, ancestry, build_doc, find_doc, find_docs, leaf_deleted, leaf_rank, leaf_revs,
+                      linear_hashes, load_bodies, render_attachments)
 from .errors import BadRequest, CouchError, NotFound
-from .revs import format_rev, parse_rev
-from .revtree import (collect_conflicts, collect_deleted_conflicts, collect_leaves, leaves_under,
-                      possible_ancestors, rev_ancestry, rev_exists, revs_info)
-from .rows import DocRow, bodies_of, doc_by_id, docs_by_ids
-from .scopefeed import Reader, visible
+from .revs import parse_rev
+from .revtree import leaves_under, possible_ancestors, rev_exists
+from .rows import DocRow
+from .scopefeed import Reader
 from .store import get_database, load_blob
 
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """What to add to a document (the query options of ``GET /db/doc``)."""
-
-    revs: bool = False
-    revs_info: bool = False
-    conflicts: bool = False
-    deleted_conflicts: bool = False
-    attachments: bool = False
-    atts_since: tuple[str, ...] = ()
-    local_seq: bool = False
-
-
-def find_doc(database_id: int, doc_id: str, reader: Reader | None = None) -> DocRow | None:
-    """The document's row, or None if it is absent or outside the reader's scope."""
-    doc = doc_by_id(database_id, doc_id)
-    if doc is not None and reader is not None and not visible(reader, [doc.id]):
-        return None
-    return doc
-
-
-def find_docs(database_id: int, doc_ids: list[str], reader: Reader | None = None) -> dict[str, DocRow]:
-    """The rows of the given documents that exist and that the reader sees, by doc id."""
-    docs = docs_by_ids(database_id, doc_ids)
-    if reader is not None:
-        seen = visible(reader, [d.id for d in docs.values()])
-        docs = {doc_id: d for doc_id, d in docs.items() if d.id in seen}
-    return docs
-
-
-def load_bodies(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Json]:
-    """Bodies for (document pk, rev) pairs, fetched in a few queries."""
-    return bodies_of(pairs)
-
-
-def _stub_limit(doc: DocRow, rev: str, atts_since: tuple[str, ...]) -> int:
-    """Attachments with revpos at or below this position travel as stubs."""
-    ancestry = rev_ancestry(doc.rev_tree, rev) or []
-    pos = parse_rev(rev)[0]
-    known = {format_rev(pos - i, h) for i, h in enumerate(ancestry)}
-    return max((parse_rev(r)[0] for r in atts_since if r in known), default=0)
-
-
-def render_attachments(stored: Json, *, inline: bool, stub_limit: int = 0) -> Json:
-    """Stored attachment metadata as stubs, or with base64 ``data`` when ``inline``."""
-    out: Json = {}
-    for name, meta in stored.items():
-        entry = {k: meta[k] for k in ("content_type", "digest", "length", "revpos") if k in meta}
-        if inline and meta.get("revpos", 0) > stub_limit:
-            entry.pop("length", None)
-            entry["data"] = base64.b64encode(load_blob(meta["sha256"])).decode()
-        else:
-            entry["stub"] = True
-        out[name] = entry
-    return out
-
-
-def build_doc(doc: DocRow, rev: str, body: Json | None, opts: ReadOptions) -> Json:
-    """The JSON of ``doc`` at ``rev``: ``_id``, ``_rev``, fields, and what ``opts`` asks for."""
-    body = dict(body or {})
-    atts = body.pop("_attachments", None)
-    out: Json = {"_id": doc.doc_id, "_rev": rev, **body}
-    if atts:
-        limit = _stub_limit(doc, rev, opts.atts_since) if opts.atts_since else 0
-        out["_attachments"] = render_attachments(atts, inline=opts.attachments, stub_limit=limit)
-    if _leaf_deleted(doc, rev):
-        out["_deleted"] = True
-    if opts.revs:
-        out["_revisions"] = {"start": parse_rev(rev)[0], "ids": rev_ancestry(doc.rev_tree, rev) or []}
-    if opts.revs_info:
-        out["_revs_info"] = revs_info(doc.rev_tree, rev)
-    if opts.conflicts and rev == doc.winning_rev:
-        conflicts = collect_conflicts(doc.rev_tree)
-        if conflicts:
-            out["_conflicts"] = conflicts
-    if opts.deleted_conflicts and rev == doc.winning_rev:
-        deleted = collect_deleted_conflicts(doc.rev_tree)
-        if deleted:
-            out["_deleted_conflicts"] = deleted
-    if opts.local_seq:
-        out["_local_seq"] = doc.seq
-    return out
-
-
-def _leaf_rank(doc: DocRow, rev: str) -> tuple[bool, int, str]:
-    """The winner rule as a sort key (highest wins): live, then deeper, then higher hash."""
-    pos, rev_hash = parse_rev(rev)
-    return (not _leaf_deleted(doc, rev), pos, rev_hash)
-
-
-def _leaf_deleted(doc: DocRow, rev: str) -> bool:
-    if rev == doc.winning_rev:  # the common case, known without walking the tree
-        return doc.deleted
-    for leaf in collect_leaves(doc.rev_tree):
-        if leaf.rev == rev:
-            return bool(leaf.opts.get("deleted"))
-    return False
+__all__ = ["ReadOptions", "ancestry", "build_doc", "bulk_get", "find_doc", "find_docs", "get_attachment", "get_doc",
+           "leaf_deleted", "leaf_revs", "linear_hashes", "load_bodies", "open_revs", "render_attachments",
+           "resolve_revs", "revs_diff"]
 
 
 def get_doc(db_name: str, doc_id: str, rev: str | None, opts: ReadOptions, latest: bool = False, *,
@@ -141,7 +45,7 @@ def get_doc(db_name: str, doc_id: str, rev: str | None, opts: ReadOptions, lates
         parse_rev(rev)
         leaves = leaves_under(doc.rev_tree, rev) if latest else []
         if leaves:
-            rev = max(leaves, key=lambda r: _leaf_rank(doc, r))
+            rev = max(leaves, key=lambda r: leaf_rank(doc, r))
     body = load_bodies([(doc.id, rev)]).get((doc.id, rev))
     if body is None:
         # Known but compacted away, stemmed, or never held: CouchDB says missing.
@@ -157,7 +61,7 @@ def open_revs(db_name: str, doc_id: str, revs: list[str] | None, latest: bool,
     if revs is None:
         if doc is None:
             return []
-        wanted = [leaf.rev for leaf in collect_leaves(doc.rev_tree)]
+        wanted = leaf_revs(doc)
     else:
         for rev in revs:
             parse_rev(rev)
@@ -208,7 +112,14 @@ def bulk_get(db_name: str, requests: list[Any], latest: bool, opts: ReadOptions,
                    "error": revs.error, "reason": revs.reason}
             results.append({"id": doc_id, "docs": [{"error": err}]})
             continue
-        entries = resolve_revs(doc, revs, False, _with_atts_since(opts, req), bodies)
+        req_opts = _with_atts_since(opts, req)
+        if doc is not None and len(revs) == 1 and revs[0] == doc.winning_rev:
+            # The common case: one request for the winner. It exists, so only its body may be missing.
+            body = bodies.get((doc.id, revs[0]))
+            if body is not None:
+                results.append({"id": doc_id, "docs": [{"ok": build_doc(doc, revs[0], body, req_opts)}]})
+                continue
+        entries = resolve_revs(doc, revs, False, req_opts, bodies)
         docs_out = [e if "ok" in e else {"error": {"id": doc_id, "rev": e["missing"], "error": "not_found",
                                                    "reason": "missing"}} for e in entries]
         results.append({"id": doc_id, "docs": docs_out})
@@ -234,6 +145,8 @@ def _plan_one(req: Any, docs: dict[str, DocRow], latest: bool) -> Plan:
         if doc is None:
             return req, None, NotFound()
         return req, doc, [doc.winning_rev]
+    if doc is not None and rev == doc.winning_rev:
+        return req, doc, [rev]  # a stored winner: well formed, and its own latest
     try:
         parse_rev(rev)
     except CouchError as exc:

@@ -1,18 +1,16 @@
-"""Document rows read with prepared SQL, for the paths every replication request takes.
+"""Document rows and revision bodies, read on the paths every replication request takes.
 
-Building a SQLAlchemy statement costs more than running it on SQLite; these statements
-are built once at import and fetch plain rows, turned into ``DocRow`` values here.
+The SQL runs straight on the DBAPI cursor (sync.dbapi): building a SQLAlchemy statement
+and its result objects costs more than running the query on SQLite. Rows become
+``DocRow`` values here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, text
-
-from models import db
-
 from . import jsoncodec
+from .dbapi import fetch, marks
 from .treecodec import unflatten
 
 
@@ -28,17 +26,17 @@ class DocRow:
     seq: int
 
 
-_COLUMNS = "id, doc_id, rev_tree, winning_rev, deleted, seq FROM couch_document WHERE database_id = :db"
-_BY_IDS = text(f"SELECT {_COLUMNS} AND doc_id IN :ids").bindparams(bindparam("ids", expanding=True))
+_COLUMNS = "SELECT id, doc_id, rev_tree, winning_rev, deleted, seq FROM couch_document WHERE database_id = ?"
 # By primary key alone: with "database_id = ?" beside it SQLite walks the database's whole
 # seq index instead of looking the rows up. The database is checked on the rows.
-_BY_PKS = text("SELECT id, doc_id, rev_tree, winning_rev, deleted, seq, database_id FROM couch_document"
-               " WHERE id IN :pks").bindparams(bindparam("pks", expanding=True))
-_LIVE_BODIES = text("SELECT rev, body FROM couch_revision WHERE document_id = :pk AND deleted = :no")
-_AFTER = text(f"SELECT {_COLUMNS} AND seq > :since ORDER BY seq LIMIT :limit")
-_NEWEST = text(f"SELECT {_COLUMNS} ORDER BY seq DESC LIMIT :limit")
-_BODIES = text("SELECT document_id, rev, body FROM couch_revision WHERE document_id IN :pks AND rev IN :revs"
-               ).bindparams(bindparam("pks", expanding=True), bindparam("revs", expanding=True))
+_BY_PKS = "SELECT id, doc_id, rev_tree, winning_rev, deleted, seq, database_id FROM couch_document WHERE id IN "
+_LIVE_BODIES = "SELECT rev, body FROM couch_revision WHERE document_id = ? AND deleted = ?"
+_AFTER = _COLUMNS + " AND seq > ? ORDER BY seq LIMIT ?"
+_NEWEST = _COLUMNS + " ORDER BY seq DESC LIMIT ?"
+# The wanted (document, rev) pairs joined to the unique (document_id, rev) index: one
+# lookup per pair. (A "document_id IN … AND rev IN …" would probe every combination.)
+_BODIES = ("SELECT r.document_id, r.rev, r.body FROM (VALUES {pairs}) AS v"
+           " JOIN couch_revision r ON r.document_id = v.column1 AND r.rev = v.column2")
 # LIMIT needs a number on every engine; this one is never reached.
 NO_LIMIT = 2**62
 CHUNK = 500  # ids per IN list, well under SQLite's bound-parameter limit
@@ -53,7 +51,8 @@ def docs_by_ids(database_id: int, doc_ids: list[str]) -> dict[str, DocRow]:
     ids = list(dict.fromkeys(doc_ids))
     found: dict[str, DocRow] = {}
     for start in range(0, len(ids), CHUNK):
-        for row in db.session.execute(_BY_IDS, {"db": database_id, "ids": ids[start:start + CHUNK]}):
+        chunk = ids[start:start + CHUNK]
+        for row in fetch(f"{_COLUMNS} AND doc_id IN ({marks(len(chunk))})", [database_id, *chunk]):
             found[row[1]] = _doc_row(row)
     return found
 
@@ -63,7 +62,8 @@ def docs_by_pks(database_id: int, pks: list[int]) -> dict[int, DocRow]:
     ids = list(dict.fromkeys(pks))
     found: dict[int, DocRow] = {}
     for start in range(0, len(ids), CHUNK):
-        for row in db.session.execute(_BY_PKS, {"pks": ids[start:start + CHUNK]}):
+        chunk = ids[start:start + CHUNK]
+        for row in fetch(f"{_BY_PKS}({marks(len(chunk))})", chunk):
             if row[6] == database_id:
                 found[row[0]] = _doc_row(row)
     return found
@@ -77,7 +77,7 @@ def last_live_body(pk: int) -> Any:
     """
     best: tuple[int, str] | None = None
     body = None
-    for rev, text_ in db.session.execute(_LIVE_BODIES, {"pk": pk, "no": False}):
+    for rev, text_ in fetch(_LIVE_BODIES, [pk, False]):
         pos, _, rev_hash = rev.partition("-")
         rank = (int(pos), rev_hash)
         if best is None or rank > best:
@@ -91,25 +91,22 @@ def doc_by_id(database_id: int, doc_id: str) -> DocRow | None:
 
 def docs_after(database_id: int, since: int, limit: int | None) -> list[DocRow]:
     """Documents changed after ``since``, in sequence order."""
-    rows = db.session.execute(_AFTER, {"db": database_id, "since": since,
-                                       "limit": NO_LIMIT if limit is None else limit})
+    rows = fetch(_AFTER, [database_id, since, NO_LIMIT if limit is None else limit])
     return [_doc_row(r) for r in rows]
 
 
 def docs_newest_first(database_id: int, limit: int | None) -> list[DocRow]:
-    rows = db.session.execute(_NEWEST, {"db": database_id, "limit": NO_LIMIT if limit is None else limit})
+    rows = fetch(_NEWEST, [database_id, NO_LIMIT if limit is None else limit])
     return [_doc_row(r) for r in rows]
 
 
 def bodies_of(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Any]:
     """Stored bodies for (document pk, rev) pairs, parsed."""
-    wanted = set(pairs)
+    wanted = list(dict.fromkeys(pairs))
     out: dict[tuple[int, str], Any] = {}
-    pks = list(dict.fromkeys(pk for pk, _ in pairs))
-    for start in range(0, len(pks), CHUNK):
-        chunk = set(pks[start:start + CHUNK])
-        revs = list({rev for pk, rev in wanted if pk in chunk})
-        for pk, rev, body in db.session.execute(_BODIES, {"pks": list(chunk), "revs": revs}):
-            if (pk, rev) in wanted:
-                out[(pk, rev)] = jsoncodec.loads(body)
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        params = [value for pair in chunk for value in pair]
+        for pk, rev, body in fetch(_BODIES.format(pairs=marks(len(chunk), 2)), params):
+            out[(pk, rev)] = jsoncodec.loads(body)
     return out

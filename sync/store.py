@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from models import Attachment, Database, Document, db
 
+from .dbapi import fetch, run
 from .errors import DatabaseNotFound, FileExists, IllegalDatabaseName
 
 DB_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
@@ -42,20 +43,36 @@ def stop_waiters() -> None:
         changed.notify_all()
 
 
-_DATABASE = text("SELECT id, name, update_seq, revs_limit, doc_count, doc_del_count FROM couch_database"
-                 " WHERE name = :name")
+_DATABASE = ("SELECT id, name, update_seq, revs_limit, doc_count, doc_del_count FROM couch_database"
+             " WHERE name = ?")
+# Taking the row's write lock and reading it are one statement; the counters are written back once.
+_LOCK = "UPDATE couch_database SET update_seq = update_seq WHERE name = ?" \
+        " RETURNING id, name, update_seq, revs_limit, doc_count, doc_del_count"
+_SAVE = "UPDATE couch_database SET update_seq = ?, doc_count = ?, doc_del_count = ? WHERE id = ?"
 
 
-def get_database(name: str) -> Any:
-    """The database named ``name`` as a read-only row, or raise ``DatabaseNotFound``.
+@dataclass(slots=True)
+class DatabaseRow:
+    """A database's row as plain values (``write_lock`` changes the counters and writes them back)."""
 
-    A plain row, not an ORM object: every request looks its database up, and the ORM's
-    identity bookkeeping costs more than the query itself.
+    id: int
+    name: str
+    update_seq: int
+    revs_limit: int
+    doc_count: int
+    doc_del_count: int
+
+
+def get_database(name: str) -> DatabaseRow:
+    """The database named ``name`` as plain values, or raise ``DatabaseNotFound``.
+
+    Not an ORM object: every request looks its database up, and the ORM's identity
+    bookkeeping costs more than the query itself.
     """
-    row = db.session.execute(_DATABASE, {"name": name}).first()
-    if row is None:
+    rows = fetch(_DATABASE, [name])
+    if not rows:
         raise DatabaseNotFound()
-    return row
+    return DatabaseRow(*rows[0])
 
 
 def create_database(name: str) -> None:
@@ -112,17 +129,18 @@ def database_info(row: Any) -> dict[str, object]:
 class WriteTxn:
     """Bookkeeping for one locked write: the database row and its counters."""
 
-    database: Database
+    database: DatabaseRow
 
     def bump(self, now_live: bool, was_live: bool | None) -> int:
         """Hand out the next sequence and keep the live/deleted counters right."""
-        self.database.update_seq += 1
+        database = self.database
+        database.update_seq += 1
         if was_live is not None:
-            self.database.doc_count -= int(was_live)
-            self.database.doc_del_count -= int(not was_live)
-        self.database.doc_count += int(now_live)
-        self.database.doc_del_count += int(not now_live)
-        return self.database.update_seq
+            database.doc_count -= int(was_live)
+            database.doc_del_count -= int(not was_live)
+        database.doc_count += int(now_live)
+        database.doc_del_count += int(not now_live)
+        return database.update_seq
 
 
 @contextmanager
@@ -131,15 +149,15 @@ def write_lock(name: str) -> Iterator[WriteTxn]:
     # End any read transaction first: on SQLite a transaction that read before it
     # writes cannot take the write lock once another writer has committed.
     db.session.commit()
-    locked = db.session.execute(
-        update(Database).where(Database.name == name).values(update_seq=Database.update_seq))
-    if locked.rowcount == 0:  # type: ignore[attr-defined]
-        db.session.rollback()
-        raise DatabaseNotFound()
-    row = db.session.scalars(select(Database).where(Database.name == name)
-                             .execution_options(populate_existing=True)).one()
     try:
+        rows = fetch(_LOCK, [name])
+        if not rows:
+            raise DatabaseNotFound()
+        row = DatabaseRow(*rows[0])
+        counters = (row.update_seq, row.doc_count, row.doc_del_count)
         yield WriteTxn(row)
+        if (row.update_seq, row.doc_count, row.doc_del_count) != counters:
+            run(_SAVE, [row.update_seq, row.doc_count, row.doc_del_count, row.id])
         db.session.commit()
     except BaseException:
         db.session.rollback()

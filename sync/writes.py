@@ -15,27 +15,24 @@ revision is a deletion, the last live body; ``{"_id": id}`` when the document ex
 no live body is held any more; None for a new document.
 
 Writes to a database with a scope index (sync.scopeindex) update the index in ``flush``,
-in the same transaction.
+in the same transaction. ``Batch`` (sync.batch) holds a write's documents and writes
+them back set-wise; it is importable from here as before.
 """
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, insert, select, update
-
-from models import Document, Revision, db
-
-from . import jsoncodec, scopeindex
-from .docs import Json, check_doc_id, dump_body, intake_attachments, md5_of, split_doc
+from .batch import Batch, DocState, path_revs
+from .docs import Json, check_doc_id, intake_attachments, md5_of, split_doc
 from .errors import BadRequest, Conflict, CouchError, Forbidden
 from .local import put_local_in_txn
-from .merge import merge
 from .revs import format_rev, new_rev_hash, parse_rev
-from .rows import docs_by_ids, last_live_body
-from .revtree import is_deleted, is_leaf, make_path, rev_exists, winning_rev
-from .store import WriteTxn, write_lock
+from .revtree import is_leaf, make_path, rev_exists
+from .store import write_lock
+
+__all__ = ["Batch", "DocState", "Gate", "Refused", "bulk_docs", "edit_one", "path_revs", "put_doc",
+           "replicate_one", "replicated_rev"]
 
 
 class Gate(Protocol):
@@ -55,124 +52,6 @@ class Refused(Forbidden):
     def __init__(self, reason: str, doc_id: str, rev: str) -> None:
         super().__init__(reason)
         self.doc_id, self.rev = doc_id, rev
-
-
-@dataclass
-class DocState:
-    """A document's row as this write sees it: loaded, or about to be inserted."""
-
-    doc_id: str
-    rev_tree: list[Any]
-    winning_rev: str = ""
-    deleted: bool = False
-    seq: int = 0
-    id: int | None = None
-    dirty: bool = False
-
-
-@dataclass
-class Batch:
-    """Documents of one write, loaded once, plus the rows to write at the end.
-
-    Rows are read and written with a handful of set-wise statements rather than the
-    ORM's unit of work: a replication batch of 100 documents costs a few queries.
-    """
-
-    txn: WriteTxn
-    docs: dict[str, DocState] = field(default_factory=dict)
-    bodies: list[tuple[DocState, str, str, bool]] = field(default_factory=list)
-    stemmed: list[tuple[DocState, list[str]]] = field(default_factory=list)
-    # Bodies grafted by this batch, by (doc id, rev): the index needs the winners' bodies.
-    new_bodies: dict[tuple[str, str], Json] = field(default_factory=dict)
-
-    def load(self, doc_ids: list[Any]) -> None:
-        ids = [i for i in doc_ids if isinstance(i, str)]
-        for doc_id, row in docs_by_ids(self.txn.database.id, ids).items():
-            self.docs[doc_id] = DocState(doc_id, row.rev_tree, row.winning_rev, row.deleted, row.seq, row.id)
-
-    def bodies_of(self, doc: DocState | None, revs: list[str]) -> dict[str, Json]:
-        """Stored bodies of ``revs`` of ``doc`` (those we hold)."""
-        if doc is None or doc.id is None or not revs:
-            return {}
-        rows = db.session.execute(select(Revision.rev, Revision.body).where(
-            Revision.document_id == doc.id, Revision.rev.in_(revs)))
-        return {rev: jsoncodec.loads(body) for rev, body in rows}
-
-    def body_at(self, doc: DocState, rev: str) -> Json | None:
-        """The body of ``rev``: grafted by this batch, or stored."""
-        found = self.new_bodies.get((doc.doc_id, rev))
-        return found if found is not None else self.bodies_of(doc, [rev]).get(rev)
-
-    def old_body(self, doc_id: str, rev: str | None = None) -> Json | None:
-        """The body a write replaces (see the module docstring); ``rev``: an edit's parent."""
-        doc = self.docs.get(doc_id)
-        if doc is None:
-            return None
-        rev = rev or doc.winning_rev
-        body = None if is_deleted(doc.rev_tree, rev) else self.body_at(doc, rev)
-        if body is None and doc.id is not None:
-            body = last_live_body(doc.id)
-        return {**(body or {}), "_id": doc_id}
-
-    def graft(self, doc_id: str, path: dict[str, Any], rev: str, body: Json, deleted: bool) -> None:
-        """Merge ``path`` into the document's tree and queue the leaf body."""
-        doc = self.docs.get(doc_id)
-        text = dump_body(body)
-        limit = self.txn.database.revs_limit
-        was_live = None if doc is None else not doc.deleted
-        if doc is None and len(path_revs(path)) <= limit:
-            # A first revision needs no merge: the path is the tree, its leaf the winner.
-            doc = self.docs[doc_id] = DocState(doc_id, [path], rev, deleted)
-        else:
-            if doc is None:
-                doc = self.docs[doc_id] = DocState(doc_id, [])
-            result = merge(doc.rev_tree, path, limit)
-            doc.rev_tree = result.tree
-            doc.winning_rev = winning_rev(result.tree)
-            doc.deleted = is_deleted(result.tree)
-            if result.stemmed_revs:
-                self.stemmed.append((doc, list(result.stemmed_revs)))
-        doc.dirty = True
-        doc.seq = self.txn.bump(not doc.deleted, was_live)
-        self.bodies.append((doc, rev, text, deleted))
-        self.new_bodies[(doc_id, rev)] = body
-
-    def flush(self) -> None:
-        """Write the changed rows: new documents, updated ones, bodies, stemmed bodies, index keys."""
-        fresh = [d for d in self.docs.values() if d.dirty and d.id is None]
-        fresh_ids = {d.doc_id for d in fresh}
-        changed = [d for d in self.docs.values() if d.dirty and d.id is not None]
-        if fresh:
-            ids = db.session.execute(insert(Document).returning(Document.id, Document.doc_id), [
-                {"database_id": self.txn.database.id, "doc_id": d.doc_id, "rev_tree": d.rev_tree,
-                 "winning_rev": d.winning_rev, "deleted": d.deleted, "seq": d.seq} for d in fresh])
-            for pk, doc_id in ids:
-                self.docs[doc_id].id = pk
-        if changed:
-            db.session.execute(update(Document.__table__).where(Document.__table__.c.id == bindparam("pk")), [
-                {"pk": d.id, "rev_tree": d.rev_tree, "winning_rev": d.winning_rev, "deleted": d.deleted,
-                 "seq": d.seq} for d in changed])
-        for doc, revs in self.stemmed:
-            db.session.execute(delete(Revision).where(Revision.document_id == doc.id, Revision.rev.in_(revs)))
-        if self.bodies:
-            db.session.execute(insert(Revision), [
-                {"document_id": doc.id, "rev": rev, "body": text, "deleted": deleted}
-                for doc, rev, text, deleted in self.bodies])
-        if (fresh or changed) and scopeindex.is_indexed(self.txn.database.id):
-            scopeindex.index_writes(self.txn.database.id, [
-                scopeindex.Written(d.id, d.doc_id, d.seq,  # type: ignore[arg-type]
-                                   None if d.deleted else self.body_at(d, d.winning_rev), d.doc_id in fresh_ids)
-                for d in (*fresh, *changed)])
-
-
-def path_revs(path: dict[str, Any]) -> list[str]:
-    """The hashes along a linear path from ``make_path``, root first."""
-    hashes, node = [], path["ids"]
-    while True:
-        hashes.append(node[0])
-        if not node[2]:
-            return hashes
-        node = node[2][0]
 
 
 def replicated_rev(doc: Json) -> tuple[str, dict[str, Any]]:

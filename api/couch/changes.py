@@ -17,10 +17,11 @@ from flask import Response, request, stream_with_context
 from sync import jsoncodec
 from sync.changes import ChangesQuery, count_pending, current_seq, parse_since, read_changes, wait_for_change
 from sync.errors import BadRequest, DatabaseNotFound, NotFound
+from sync.rows import NO_LIMIT
 from sync.scopefeed import Reader, grow
 from sync.selector import validate
 
-from .access import reader as reader_for
+from .access import audit_rows, reader as reader_for
 from .params import json_body, qbool, qint, qjson, send
 
 DEFAULT_TIMEOUT_MS = 60000
@@ -56,6 +57,8 @@ def _doc_ids() -> tuple[str, ...] | None:
 
 def _query(since: int) -> ChangesQuery:
     limit = qint("limit", None, minimum=0)
+    if limit is not None:
+        limit = min(limit, NO_LIMIT)  # beyond every feed's length, within the engines' 64 bits
     style = request.args.get("style", "main_only")
     if style not in ("main_only", "all_docs"):
         raise BadRequest("Invalid `style` parameter")
@@ -83,6 +86,7 @@ def changes(db_name: str) -> Response:
         rows, last_seq, pending = [], since, count_pending(db_name, since, reader)
         return send({"results": rows, "last_seq": last_seq, "pending": pending})
     rows, last_seq, pending = read_changes(db_name, query, reader)
+    audit_rows(db_name, rows, "changes")
     if feed == "normal" or (rows and feed == "longpoll"):
         return send({"results": rows, "last_seq": last_seq, "pending": pending})
     timeout = min(qint("timeout", DEFAULT_TIMEOUT_MS) or 0, MAX_TIMEOUT_MS) / 1000
@@ -121,6 +125,7 @@ def _longpoll(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: int,
             break
         rows, last_seq, pending = found
         if rows:
+            audit_rows(db_name, rows, "changes")
             yield jsoncodec.dumps({"results": rows, "last_seq": last_seq, "pending": pending}) + "\n"
             return
         since = last_seq  # every new change was filtered out: wait past them
@@ -153,4 +158,5 @@ def _continuous(db_name: str, query: ChangesQuery, rows: list[Any], last_seq: in
         if found is None:
             break
         rows, last_seq, _ = found
+        audit_rows(db_name, rows, "changes")
     yield jsoncodec.dumps({"last_seq": max(last_seq, since)}) + "\n"
