@@ -2,13 +2,20 @@
 
 Filters: ``actor``, ``action`` (a trailing ``.`` matches a family, e.g. ``auth.``), ``db``,
 ``doc_id``, ``device_id``, ``since`` and ``until`` (RFC 3339 date-times or epoch seconds),
-``limit`` (1 to 1000, default 100) and ``offset``. A bad filter is a 400 that names it.
+``limit`` (1 to 1000, default 100) and ``offset``, ``patient`` (entries on that patient's
+document and on every document whose central row names the patient: visits, referrals).
+A bad filter is a 400 that names it.
+
+``audit_shown`` is what the REST API and the pages call when they show documents of the
+records database: one ``doc.read`` entry per document, written before the reply.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, g, request
 
 from sync import audit
 from sync.errors import BadRequest, Forbidden, Unauthorized
@@ -18,7 +25,28 @@ from .couch.auth import current_user
 from .couch.params import send
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1/audit")
-FILTERS = ("actor", "action", "db", "doc_id", "device_id", "since", "until", "limit", "offset")
+FILTERS = ("actor", "action", "db", "doc_id", "device_id", "patient", "since", "until", "limit", "offset")
+VIA = {"rest": "api", "web": "page"}  # blueprint -> the audit's name for the path
+
+
+def audit_shown(doc_ids: Iterable[str | tuple[str, str] | None], *, via: str | None = None,
+                db_name: str | None = None, **detail: Any) -> None:
+    """Audit records-database documents the caller of this request is shown (a page, the API, an export).
+
+    ``via`` defaults to ``api`` under ``/api/v1`` and ``page`` for the pages; ``None`` items
+    (a visit without a patient) are skipped; ``(doc_id, rev)`` names the revision shown.
+    :raise: whatever stops the entries being written: the caller then shows nothing.
+    """
+    user = g.get("rest_user") or g.get("web_user") or g.get("user")
+    if user is None or request.method == "HEAD":
+        return
+    name = db_name or str(current_app.config["WASL_RECORDS_DB"])
+    # A view that shows a document twice (an item before and after a decision) audits it once.
+    done: set[tuple[str, str]] = g.setdefault("wasl_audited", set())
+    fresh = [i for i in doc_ids if i and (name, i if isinstance(i, str) else i[0]) not in done]
+    audit.record_reads(user.name, name, fresh, device_id=getattr(user, "device_id", None),
+                       via=via or VIA.get(request.blueprint or "", "api"), **detail)
+    done.update((name, i if isinstance(i, str) else i[0]) for i in fresh)
 
 
 def _time(name: str) -> float | None:
@@ -62,6 +90,6 @@ def list_entries() -> Response:
     limit, offset = _int("limit", 100, 1, 1000), _int("offset", 0, 0, 10**9)
     found = audit.entries(actor=request.args.get("actor"), action=request.args.get("action"),
                           db_name=request.args.get("db"), doc_id=request.args.get("doc_id"),
-                          device_id=request.args.get("device_id"), since=_time("since"), until=_time("until"),
-                          limit=limit, offset=offset)
+                          device_id=request.args.get("device_id"), patient=request.args.get("patient"),
+                          since=_time("since"), until=_time("until"), limit=limit, offset=offset)
     return send({"entries": [audit.entry_json(e) for e in found], "limit": limit, "offset": offset})

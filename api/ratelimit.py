@@ -5,8 +5,14 @@ other tablets on a shared 2G uplink. A request with a device's bearer token coun
 that device (``WASL_RATE_LIMIT_DEVICE``); any other request counts against its client
 address (``WASL_RATE_LIMIT_ADDRESS``, generous: a supervisors' office may share one
 address). An empty value turns that limit off. Over the limit: 429 ``too_many_requests``
-with ``Retry-After``. Counters live in each process's memory, so with N worker processes
-the effective limit is up to N times the configured one.
+with ``Retry-After``.
+
+The counters live in a store every process shares (``WASL_RATE_LIMIT_STORAGE``, a
+``limits`` storage URI such as ``redis://host:6379``), so N worker processes, or two
+servers on one database, allow the configured limit, not N times it. The default needs no
+extra service: ``SqlStorage`` below, a ``limits`` storage on SQL. With a SQLite main
+database it is a small SQLite file beside it (``<name>-ratelimit.sqlite``), so counting
+never waits for the records' write lock; with PostgreSQL a table of the app's database.
 """
 from __future__ import annotations
 
@@ -14,13 +20,139 @@ import hashlib
 import math
 import os
 import time
+from typing import Any
 
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RequestLimit
+from limits.storage import Storage
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, create_engine, delete, event, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from models import db
 
 from .errors import HTTP_REASONS, couch_error_response
 
 EXTENSION = "wasl.limiter"
+SQL_PREFIX = "sql+"  # "sql+" followed by an SQLAlchemy URL
+SWEEP_EVERY = 1000  # counter writes between deletions of long-expired keys (per process)
+
+# One statement for SQLite and PostgreSQL alike (text: it runs on every request, so no compiling).
+UPSERT = text(
+    "INSERT INTO rate_limit_counter (counter_key, hits, expires_at) VALUES (:key, :amount, :expires)"
+    " ON CONFLICT (counter_key) DO UPDATE SET"
+    " hits = CASE WHEN rate_limit_counter.expires_at <= :now THEN :amount ELSE rate_limit_counter.hits + :amount END,"
+    " expires_at = CASE WHEN rate_limit_counter.expires_at <= :now THEN :expires"
+    " ELSE rate_limit_counter.expires_at END"
+    " RETURNING hits")
+ROW = text("SELECT hits, expires_at FROM rate_limit_counter WHERE counter_key = :key AND expires_at > :now")
+_metadata = MetaData()
+counters = Table("rate_limit_counter", _metadata,
+                 Column("counter_key", String(255), primary_key=True),
+                 Column("hits", Integer, nullable=False),
+                 Column("expires_at", Float, nullable=False))  # epoch seconds
+
+
+def _counting_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """A counter file is written by every request of every process: readers must not block
+    writers (WAL), a lost counter costs nothing (no fsync), and a busy file is waited for."""
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=OFF", "busy_timeout=30000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+class SqlStorage(Storage):
+    """Fixed-window counters in one SQL table, one atomic upsert per hit (SQLite or PostgreSQL)."""
+
+    STORAGE_SCHEME = ["sql+sqlite", "sql+postgresql", "sql+postgresql+psycopg", "sql+postgresql+psycopg2"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions)
+        # ``app_engine``: the store is the app's own database; use its engine (and its pool,
+        # disposed with the app) rather than a second one. It is only called within requests.
+        self._own: Engine | None = None if options.get("app_engine") else create_engine(
+            make_url(str(uri)[len(SQL_PREFIX):]), **dict(options.get("engine_options") or {}))
+        if self._own is not None and self._own.dialect.name == "sqlite":
+            event.listen(self._own, "connect", _counting_pragmas)
+        self._ready = False
+        self._writes = 0
+
+    @property
+    def _engine(self) -> Engine:
+        return self._own if self._own is not None else db.engine
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return SQLAlchemyError
+
+    def _table(self) -> None:
+        if not self._ready:
+            try:
+                _metadata.create_all(self._engine, checkfirst=True)
+            except SQLAlchemyError:
+                # Another process created it between the check and the CREATE.
+                _metadata.create_all(self._engine, checkfirst=True)
+            self._ready = True
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Count ``amount`` hits; a key past its expiry starts a new window."""
+        self._table()
+        now = time.time()
+        with self._engine.begin() as conn:
+            hits = int(conn.execute(UPSERT, {"key": key, "amount": amount, "expires": now + expiry,
+                                             "now": now}).scalar_one())
+            self._writes += 1
+            if self._writes % SWEEP_EVERY == 0:
+                conn.execute(delete(counters).where(counters.c.expires_at < now - 3600))
+        return hits
+
+    def _row(self, key: str) -> Any:
+        self._table()
+        with self._engine.connect() as conn:
+            return conn.execute(ROW, {"key": key, "now": time.time()}).first()
+
+    def get(self, key: str) -> int:
+        """The hits of ``key`` in its current window."""
+        row = self._row(key)
+        return 0 if row is None else int(row.hits)
+
+    def get_expiry(self, key: str) -> float:
+        """When the current window of ``key`` ends (epoch seconds)."""
+        row = self._row(key)
+        return time.time() if row is None else float(row.expires_at)
+
+    def check(self) -> bool:
+        """Whether the store answers."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(select(1))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def reset(self) -> int | None:
+        """Forget every counter; how many there were."""
+        self._table()
+        with self._engine.begin() as conn:
+            return int(conn.execute(delete(counters)).rowcount)
+
+    def clear(self, key: str) -> None:
+        """Forget the counter of ``key``."""
+        self._table()
+        with self._engine.begin() as conn:
+            conn.execute(delete(counters).where(counters.c.counter_key == key))
+
+
+def default_storage(app: Flask) -> str:
+    """The shared store when none is configured: beside a SQLite database, or in the PostgreSQL one."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "sqlite":
+        return SQL_PREFIX + url.render_as_string(hide_password=False)
+    if not url.database or url.database == ":memory:":
+        return "memory://"  # one process by definition
+    stem, _ = os.path.splitext(url.database)
+    return f"{SQL_PREFIX}sqlite:///{stem}-ratelimit.sqlite"
 
 
 def _bearer() -> str | None:
@@ -44,11 +176,19 @@ def _refusal(limit: RequestLimit) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Limit every request of ``app``; each app gets its own counters."""
+    """Limit every request of ``app``, counting in the shared store."""
     device = app.config.setdefault("WASL_RATE_LIMIT_DEVICE", os.environ.get("WASL_RATE_LIMIT_DEVICE",
                                                                             "600 per minute"))
     address = app.config.setdefault("WASL_RATE_LIMIT_ADDRESS", os.environ.get("WASL_RATE_LIMIT_ADDRESS",
                                                                               "6000 per minute"))
+    storage = app.config.setdefault("WASL_RATE_LIMIT_STORAGE", os.environ.get("WASL_RATE_LIMIT_STORAGE")
+                                    or default_storage(app))
+    options: dict[str, Any] = {}
+    if storage == SQL_PREFIX + make_url(app.config["SQLALCHEMY_DATABASE_URI"]).render_as_string(hide_password=False):
+        options["app_engine"] = True  # PostgreSQL's default: a table of the app's own database
+    elif storage.startswith(SQL_PREFIX):
+        # Its own engine (the SQLite side file), with the app's engine options (a test app's NullPool).
+        options["engine_options"] = app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
 
     def limit() -> str:
         return str(device if _bearer() else address)
@@ -58,6 +198,7 @@ def init_app(app: Flask) -> None:
 
     # Application limits count every request of a key together, whatever the route.
     # No X-RateLimit-* headers on every reply (bytes on a 2G link); Retry-After on a refusal only.
-    app.extensions[EXTENSION] = Limiter(_key, app=app, storage_uri="memory://", headers_enabled=False,
-                                        application_limits=[limit], application_limits_exempt_when=exempt,
-                                        on_breach=_refusal, enabled=bool(device or address))
+    app.extensions[EXTENSION] = Limiter(_key, app=app, storage_uri=storage, storage_options=options,
+                                        headers_enabled=False, application_limits=[limit],
+                                        application_limits_exempt_when=exempt, on_breach=_refusal,
+                                        enabled=bool(device or address))

@@ -8,21 +8,24 @@ sits in a shared cache. CouchDB endpoints keep their own caching headers.
 Throttling: ``FailureCounter`` remembers failed password checks per account name and
 per client address for a sliding window; ``api.couch.auth`` refuses further checks with
 429 ``too_many_requests`` and ``Retry-After`` while a key has reached the limit. The
-counter lives in the memory of one process (one per app), so with N worker processes
-the effective limit is N times the configured one.
+failures are rows of ``signin_failure`` in the app's database, so every worker process
+and every server on that database counts together.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import os
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Hashable
 
 from flask import Flask, Response, current_app, request
+from sqlalchemy import delete, insert, select
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from models import db
+from models.limits import SignInFailure
 from sync.errors import CouchError
 
 from .errors import couch_error_response
@@ -30,7 +33,6 @@ from .errors import couch_error_response
 CSP = ("default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
        "form-action 'self'")
 EXTENSION = "wasl.signin_failures"
-MAX_KEYS = 100_000  # names and addresses remembered at once; beyond it unlocked ones are forgotten
 
 
 class TooManyRequests(CouchError):
@@ -45,53 +47,64 @@ class TooManyRequests(CouchError):
 
 
 class FailureCounter:
-    """Failures per key in a sliding window; a key with ``limit`` failures in it is locked."""
+    """Failures per key in a sliding window, in the database (``signin_failure``): every process counts together.
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+    A key with ``limit`` failures inside the window is locked. ``clock`` gives epoch
+    seconds (the rows are shared between processes, so not a monotonic clock).
+    """
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.time) -> None:
         self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[Hashable, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, key: Hashable, now: float) -> deque[float]:
-        times = self._failures.get(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
+    @staticmethod
+    def _key(key: Hashable) -> str:
+        # Keyed with the app's secret: a plain hash of a name could be looked up in a list of names.
+        secret = str(current_app.config["SECRET_KEY"]).encode()
+        return hmac.new(secret, repr(key).encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        """The newest ``limit`` failure times of ``key`` inside the window, newest first."""
+        return list(db.session.scalars(select(SignInFailure.at).where(
+            SignInFailure.key == key, SignInFailure.at > now - self.window)
+            .order_by(SignInFailure.at.desc()).limit(self.limit)))
 
     def wait(self, *keys: Hashable) -> float:
         """Seconds until every key is below the limit again (0: not locked)."""
-        with self._lock:
-            now = self.clock()
-            waits = [0.0]
-            for key in keys:
-                times = self._recent(key, now)
-                if len(times) >= self.limit:
-                    waits.append(times[len(times) - self.limit] + self.window - now)
-            return max(waits)
+        now = self.clock()
+        waits = [0.0]
+        for key in keys:
+            times = self._recent(self._key(key), now)
+            if len(times) >= self.limit:
+                waits.append(times[-1] + self.window - now)
+        return max(waits)
 
     def fail(self, *keys: Hashable) -> bool:
         """Count a failure against each key; True when this failure locked one of them."""
-        with self._lock:
-            now = self.clock()
-            if len(self._failures) > MAX_KEYS:
-                self._prune(now)
-            locked = False
-            for key in keys:
-                times = self._recent(key, now)
-                times.append(now)
-                self._failures[key] = times
-                locked = locked or len(times) == self.limit
-            return locked
+        now = self.clock()
+        hashed = [self._key(k) for k in keys]
+        db.session.commit()  # end the read: on SQLite a reader cannot start to write once another has
+        try:
+            db.session.execute(delete(SignInFailure).where(SignInFailure.at <= now - self.window))
+            db.session.execute(insert(SignInFailure), [{"key": k, "at": now} for k in hashed])
+            counts = [len(self._recent(k, now)) for k in hashed]
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return any(n == self.limit for n in counts)
 
     def forget(self, key: Hashable) -> None:
         """Clear a key's failures (a right password clears its account's count)."""
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def _prune(self, now: float) -> None:
-        for key in list(self._failures):
-            if len(self._recent(key, now)) < self.limit:
-                del self._failures[key]
+        hashed = self._key(key)
+        if db.session.scalar(select(SignInFailure.id).where(SignInFailure.key == hashed).limit(1)) is None:
+            return  # the usual case: no write at all
+        db.session.commit()
+        try:
+            db.session.execute(delete(SignInFailure).where(SignInFailure.key == hashed))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
 
 
 def failures() -> FailureCounter:

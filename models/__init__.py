@@ -17,7 +17,7 @@ db = SQLAlchemy(model_class=Base)
 from .couch import Attachment, Database, Document, LocalDoc, Revision  # noqa: E402
 from .device import Device, EnrolmentCode  # noqa: E402
 from .server import Setting, User  # noqa: E402
-from . import access, audit, conflicts, duplicates, health, quarantine  # noqa: E402,F401
+from . import access, audit, conflicts, duplicates, health, limits, quarantine  # noqa: E402,F401
 
 __all__ = ["Attachment", "Base", "Database", "Device", "Document", "EnrolmentCode", "LocalDoc", "Revision",
            "Setting", "User", "db", "init_db"]

@@ -6,11 +6,16 @@
 that fails its schema is (DESIGN decision 5), and the writer gets a per-document
 ``forbidden`` item (a 403 for a single write). An allowed revision then goes to the
 next gate, the schema check (``sync.records.quarantine.RecordsGate``).
+
+A revision every gate lets through is about to be stored: the gate queues its ``doc.write``
+audit entry (``sync.audit.record_write``, detail ``rev``, ``via``, ``deleted``), which is
+inserted with the others of the batch in one statement, in the write's own transaction.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import audit
 from .docs import Json
 from .records.quarantine import hold
 from .scope import Scope, may_write
@@ -26,6 +31,7 @@ class AccessGate:
     scope: Scope
     device_id: str | None = None
     then: Gate | None = field(default=None)
+    via: str = "replication"  # the audit's name for the path the writes come by
     sees_old = True
 
     def refuse(self, db_name: str, doc: Json, *, rev: str, parent_rev: str | None, replicated: bool,
@@ -36,6 +42,10 @@ class AccessGate:
             hold(db_name, doc, rev=rev, parent_rev=parent_rev, replicated=replicated, reason=reason,
                  fields={}, actor=self.actor, device_id=self.device_id)
             return reason
-        if self.then is None:
-            return None
-        return self.then.refuse(db_name, doc, rev=rev, parent_rev=parent_rev, replicated=replicated)
+        if self.then is not None:
+            reason = self.then.refuse(db_name, doc, rev=rev, parent_rev=parent_rev, replicated=replicated)
+            if reason is not None:
+                return reason
+        audit.record_write(self.actor, db_name, doc["_id"], rev, device_id=self.device_id, via=self.via,
+                           deleted=doc.get("_deleted") is True)
+        return None

@@ -7,16 +7,19 @@
   ``AccessGate`` (``gate``), keep their ``_local`` documents apart (``local_id``), and may
   not create, delete or compact the database, change its ``_revs_limit`` or query views.
 
-The user's scope is computed once per request (``flask.g``).
+The user's scope is computed once per request (``flask.g``). Every document body of the
+records database that leaves by a CouchDB endpoint is audited (``audit_reads``: one
+``doc.read`` entry per document, written before the reply), and every revision written
+there through the gate is audited as ``doc.write`` (``sync.access_gate``).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import current_app, g
+from flask import current_app, g, request
 
-from sync import scopeindex
+from sync import audit, scopeindex
 from sync.access_gate import AccessGate
 from sync.errors import DatabaseNotFound, Forbidden
 from sync.records.quarantine import RecordsGate
@@ -67,6 +70,35 @@ def gate(db_name: str) -> Gate | None:
     user = g.user
     schema = RecordsGate(actor=user.name, device_id=user.device_id)
     return AccessGate(user.name, tuple(user.roles), scope(db_name), user.device_id, schema)
+
+
+def audit_reads(db_name: str, doc_ids: Iterable[str | tuple[str, str]], via: str, **detail: Any) -> None:
+    """Audit the documents of the records database about to leave (``(id, rev)`` names the revision read).
+
+    Other databases and ``_local`` documents are not audited, nor a ``HEAD`` (no body leaves).
+    """
+    if db_name != records_db() or request.method == "HEAD":
+        return
+    user = g.user
+    ids = [i for i in doc_ids if not (i if isinstance(i, str) else i[0]).startswith(LOCAL_PREFIX)]
+    audit.record_reads(user.name, db_name, ids, device_id=user.device_id, via=via, **detail)
+
+
+def audit_rows(db_name: str, rows: Iterable[Any], via: str) -> None:
+    """Audit the documents carried by feed or ``_all_docs`` rows (their ``doc`` member)."""
+    if db_name != records_db() or request.method == "HEAD":
+        return
+    audit_reads(db_name, [(row["id"], row["doc"]["_rev"]) if isinstance(row["doc"].get("_rev"), str)
+                          else row["id"] for row in rows
+                          if isinstance(row, dict) and isinstance(row.get("doc"), dict)], via)
+
+
+def audit_found(db_name: str, entries: Iterable[Any], via: str) -> None:
+    """Audit ``{"ok": doc}`` entries (``open_revs``, ``_bulk_get`` results)."""
+    if db_name != records_db() or request.method == "HEAD":
+        return
+    audit_reads(db_name, [(e["ok"]["_id"], e["ok"]["_rev"]) for e in entries
+                          if isinstance(e, dict) and isinstance(e.get("ok"), dict)], via)
 
 
 def local_id(db_name: str, doc_id: str) -> str:

@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import current_app, request
+from flask import current_app, g, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
@@ -98,16 +98,19 @@ def check_password(name: str, password: str, *, via: str = "session") -> UserCtx
     """
     address = request.remote_addr or "-"
     keys = (("name", name), ("address", address))
-    wait = failures().wait(*keys)
-    if wait > 0:
-        raise TooManyRequests(wait)
     key = hmac.new(current_app.config["SECRET_KEY"].encode(), f"{name}\0{password}".encode(),
                    hashlib.sha256).hexdigest()
     cache = _verified()
     with _lock:
         hit = cache.get(key)
+    # A password verified within the minute is proof enough: replication sends it on every
+    # request, and the failure count is shared (a database read), so it is asked only when
+    # the password has to be checked again.
     if hit is not None and hit[1] > time.monotonic():
         return hit[0]
+    wait = failures().wait(*keys)
+    if wait > 0:
+        raise TooManyRequests(wait)
     user, failure = _find_user(name, password)
     if user is None or failure is not None:
         locked = failures().fail(*keys)
@@ -184,4 +187,8 @@ def _device_user(token: str) -> UserCtx | None:
 
 def current_user() -> UserCtx | None:
     """The caller: a device's bearer token, Basic auth (as CouchDB), or the session cookie."""
-    return _from_bearer() or _from_basic() or _from_cookie()
+    # Worked out once per request: several layers ask, and each wrong Basic password
+    # checked again would count as another failed sign-in (and cost another Argon2 check).
+    if "wasl_caller" not in g:
+        g.wasl_caller = _from_bearer() or _from_basic() or _from_cookie()
+    return g.wasl_caller

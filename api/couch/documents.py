@@ -20,7 +20,7 @@ from sync.errors import BadRequest, Conflict, NotFound
 from sync.store import get_database
 
 from . import multipart
-from .access import gate as _gate, local_id, public_local_id, reader
+from .access import audit_found, audit_reads, audit_rows, gate as _gate, local_id, public_local_id, reader
 from .params import json_body, json_object, qbool, qint, qjson, send
 
 LOCAL_ATTACHMENTS = "_local documents do not accept attachments."
@@ -73,6 +73,7 @@ def get_doc(db_name: str, doc_id: str) -> Response:
         if revs is not None and (not isinstance(revs, list) or not all(isinstance(r, str) for r in revs)):
             raise BadRequest("Invalid open_revs value")
         found = reads.open_revs(db_name, doc_id, revs, qbool("latest"), _read_options(), reader=reader(db_name))
+        audit_found(db_name, found, "get")
         if _accepts("multipart/mixed"):
             parts = [multipart.Part.found(e["ok"], _follow_list(e["ok"])) if "ok" in e
                      else multipart.Part.not_found(e["missing"]) for e in found]
@@ -81,6 +82,7 @@ def get_doc(db_name: str, doc_id: str) -> Response:
         return send(found)
     doc = reads.get_doc(db_name, doc_id, request.args.get("rev"), _read_options(), qbool("latest"),
                         reader=reader(db_name))
+    audit_reads(db_name, [(doc_id, doc["_rev"])], "get")
     if _accepts("multipart/related") and doc.get("_attachments") and qbool("attachments"):
         body, ctype = multipart.build_related(doc, _follow_list(doc))
         return Response(body, content_type=ctype)
@@ -157,7 +159,9 @@ def bulk_get(db_name: str) -> Response:
     if body.get("attachments"):
         opts = reads.ReadOptions(**{**opts.__dict__, "attachments": True})
     latest = qbool("latest") or bool(body.get("latest"))
-    return send({"results": reads.bulk_get(db_name, docs, latest, opts, reader=reader(db_name))})
+    results = reads.bulk_get(db_name, docs, latest, opts, reader=reader(db_name))
+    audit_found(db_name, [e for item in results for e in item.get("docs", ())], "bulk_get")
+    return send({"results": results})
 
 
 def revs_diff(db_name: str) -> Response:
@@ -189,6 +193,7 @@ def _all_docs_query() -> AllDocsQuery:
 def all_docs(db_name: str) -> Response:
     """``GET|POST /db/_all_docs``."""
     result = query_all_docs(db_name, _all_docs_query(), reader=reader(db_name))
+    audit_rows(db_name, result["rows"], "all_docs")
     if qbool("update_seq"):
         result["update_seq"] = get_database(db_name).update_seq
     return send(result)
@@ -199,6 +204,8 @@ def get_attachment(db_name: str, doc_id: str, name: str) -> Response:
     if doc_id.startswith("_local/"):
         raise BadRequest(LOCAL_ATTACHMENTS)
     meta, data = reads.get_attachment(db_name, doc_id, name, request.args.get("rev"), reader=reader(db_name))
+    rev = request.args.get("rev")
+    audit_reads(db_name, [(doc_id, rev) if rev else doc_id], "attachment", attachment=name)
     resp = Response(data, content_type=meta["content_type"])
     resp.headers["ETag"] = f'"{meta["digest"]}"'
     resp.headers["Content-MD5"] = meta["digest"][4:] if meta["digest"].startswith("md5-") else ""

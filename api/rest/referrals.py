@@ -14,6 +14,7 @@ from sync.errors import BadRequest
 from sync.records.referrals import list_referrals, set_status
 from sync.records.visibility import visibility_of
 
+from ..audit import audit_shown
 from ..couch.params import send
 from . import bp, caller, page_args, paged
 
@@ -103,6 +104,7 @@ def referrals_list() -> Response:
     status = request.args.get("status") or None
     items, total = list_referrals(_db(), visibility_of(user.name, user.roles), status=status, limit=limit,
                                   offset=offset)
+    audit_shown([(i["id"], i["rev"]) for i in items] + [i["patient_id"] for i in items if i["patient_shared"]])
     return paged(items, total, limit, offset)
 
 

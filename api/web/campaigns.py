@@ -22,6 +22,7 @@ from sync.records.progress import cached_progress, villages_of
 from sync.records.schemafields import OBSERVATIONS, SEXES
 from sync.records.visibility import Visibility, visibility_of
 
+from ..audit import audit_shown
 from . import add_nav, bp, page, signed_in
 
 OPS = (("gte", "≥"), ("gt", ">"), ("lte", "≤"), ("lt", "<"), ("eq", "="))
@@ -244,6 +245,8 @@ def campaign_export(campaign_id: str, kind: str) -> Response:
 def export_response(found: CampaignDoc, kind: str) -> Response:
     """The CSV or XLSX line list of ``found`` under the request's filters (shared with the REST API)."""
     filters = parse_filters(request.args)  # a bad filter is a 400 naming it
+    listed = list(exports.rows(_db(), found, filters)) if kind in ("csv", "xlsx") else []
+    audit_shown([r[0] for r in listed] + [r[4] for r in listed], via="export")  # visit ids, patient ids
     name = f"{found.id}-line-list.{kind}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
     if kind == "csv":

@@ -14,6 +14,7 @@ from sync.errors import BadRequest, Conflict, Forbidden, NotFound
 from sync.records.referrals import STATUSES, list_referrals, set_status
 from sync.records.visibility import Visibility, visibility_of
 
+from ..audit import audit_shown
 from . import add_nav, bp, page, signed_in
 
 PAGE = 50
@@ -45,6 +46,7 @@ def referrals() -> str:
     offset = _offset(request.args.get("offset"))
     _, _, seen = _viewer()
     items, total = list_referrals(_db(), seen, status=status, limit=PAGE, offset=offset)
+    audit_shown([(i["id"], i["rev"]) for i in items] + [i["patient_id"] for i in items if i["patient_shared"]])
     return render_template("referrals.html", items=items, total=total, status=status, statuses=STATUSES,
                            offset=offset, limit=PAGE, facilities=seen.facilities, everything=seen.all)
 

@@ -132,6 +132,15 @@ def test_basic_auth_is_throttled_too(app: Flask, anon: FlaskClient, users: None)
     assert {d["via"] for _, _, d in entries(app, "auth.sign_in_failed")} == {"basic"}
 
 
+def test_one_request_with_a_wrong_password_counts_one_failure(app: Flask, anon: FlaskClient, users: None) -> None:
+    # GET /couch/ and /_session are open to anyone, so several layers look at the caller.
+    for _ in range(2):
+        assert anon.get("/couch/_session", headers=basic("amina", WRONG)).status_code in (200, 401)
+        assert anon.get("/couch/", headers=basic("amina", WRONG)).status_code in (200, 401)
+    assert len(entries(app, "auth.sign_in_failed")) == 4
+    assert sign_in(anon, "amina", RIGHT).status_code == 200  # 4 failures: not yet locked
+
+
 def test_basic_auth_is_audited_once_per_cache_period(app: Flask, anon: FlaskClient, users: None) -> None:
     assert sign_in(anon, "amina", RIGHT).status_code == 200
     for _ in range(3):
