@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sync.records.project import AREA, ID_BYTES, SHORT
@@ -82,7 +82,13 @@ class Patient(_Record, db.Model):  # type: ignore[name-defined,misc]
     latest_observations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     risk_flags: Mapped[list[str]] = mapped_column(JSON, default=list)  # of the latest visit
     referral_needed: Mapped[bool] = mapped_column(Boolean, default=False)
-    __table_args__ = (Index("ix_health_patient_area", "db_name", "area"),
+    # On SQLite the area index also covers the eligible population of a campaign's progress
+    # (sync.records.progress), so it reads no patient row. PostgreSQL hash-joins whole tables
+    # there instead, and could not hold such wide entries for the longest values (a B-tree
+    # entry is at most ~2.7 kB).
+    __table_args__ = (Index("ix_health_patient_area", "db_name", "area").ddl_if(dialect="postgresql"),
+                      Index("ix_health_patient_area_cover", "db_name", "area", "deleted", "merged_into", "sex",
+                            "birth_date", "estimated_age_years").ddl_if(dialect="sqlite"),
                       Index("ix_health_patient_household", "db_name", "household_id"))
 
 
@@ -99,11 +105,24 @@ class Visit(_Record, db.Model):  # type: ignore[name-defined,misc]
     observations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     risk_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
     photo_count: Mapped[int] = mapped_column(Integer, default=0)
+    # A campaign threshold flag (``campaign:<field>``) is among risk_flags: a campaign's positivity
+    # is counted without reading the JSON of each visit.
+    campaign_positive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Copied from the central row of patient_id (None without one) whenever either changes, so a
+    # campaign's progress groups its visits by sex and age band without joining the patients.
+    patient_sex: Mapped[str | None] = _short()
+    patient_birth_date: Mapped[str | None] = mapped_column(String(DATE), nullable=True)
+    patient_estimated_age_years: Mapped[float | None] = mapped_column(Float, nullable=True)
     __table_args__ = (Index("ix_health_visit_patient", "db_name", "patient_id", "visited_at"),
                       Index("ix_health_visit_patient_doc", "db_name", "patient_doc_id"),
                       Index("ix_health_visit_chw", "db_name", "chw", "visited_at"),
                       Index("ix_health_visit_area", "db_name", "area", "visited_at"),
                       Index("ix_health_visit_campaign", "db_name", "campaign_id", "visited_at"),
+                      # SQLite: what a campaign's progress reads, in the order it groups by, so even a campaign
+                      # holding most visits reads no visit row (PostgreSQL: see health_patient).
+                      Index("ix_health_visit_campaign_cover", "db_name", "campaign_id", "deleted", "area", "chw",
+                            "patient_sex", "patient_birth_date", "patient_estimated_age_years", "campaign_positive",
+                            "visited_at").ddl_if(dialect="sqlite"),
                       # The visit log's newest-first page: without it every visit in reach is sorted.
                       Index("ix_health_visit_time", "db_name", "visited_at"))
 

@@ -35,6 +35,23 @@ def test_init_creates_the_database_and_shows_a_generated_password_once(env: Path
         db.engine.dispose()
 
 
+def test_init_upgrades_an_older_installs_central_tables_and_refills_them(env: Path) -> None:
+    import sqlite3
+
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    with sqlite3.connect(env / "cli.sqlite") as conn:  # as an older version left it
+        conn.execute("DROP INDEX ix_health_visit_campaign_cover")
+        conn.execute("ALTER TABLE health_visit DROP COLUMN campaign_positive")
+    again = CliRunner().invoke(main, ["init"])
+    assert again.exit_code == 0, again.output
+    assert "central tables upgraded: column health_visit.campaign_positive" in again.output
+    assert "rebuilt 'wasl'" in again.output
+    with sqlite3.connect(env / "cli.sqlite") as conn:
+        assert "campaign_positive" in {row[1] for row in conn.execute("PRAGMA table_info(health_visit)")}
+    third = CliRunner().invoke(main, ["init"])
+    assert third.exit_code == 0 and "upgraded" not in third.output and "rebuilt" not in third.output
+
+
 def test_init_with_an_illegal_database_name_is_a_plain_error(env: Path) -> None:
     result = CliRunner().invoke(main, ["init", "--db", "Bad Name"])
     assert result.exit_code == 2 and result.exception is not None and isinstance(result.exception, SystemExit)

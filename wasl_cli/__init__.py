@@ -39,11 +39,28 @@ def init(db_name: str) -> None:
             create_database(db_name)
         except FileExists:
             pass
+        _upgrade_central(app.config["WASL_RECORDS_DB"])
     click.echo(f"database ready: {app.config['SQLALCHEMY_DATABASE_URI'].split('://')[0]}, db '{db_name}'")
     if generated:
         click.echo(f"admin password (generated, shown once): {generated}")
     elif not app.config.get("WASL_ADMIN_PASSWORD"):
         click.echo("admin account exists; to reset its password, run with WASL_ADMIN_PASSWORD set")
+
+
+def _upgrade_central(records_db: str) -> None:
+    """Bring the central tables of an older install to this version's shape, and refill them.
+
+    They are derived from the records database, so a new column is filled by rebuilding
+    rather than by a data migration; a fresh install has nothing to change.
+    """
+    from models import Database, db
+    from sync.records import central
+
+    changes = central.upgrade()
+    if changes and db.session.scalar(db.select(Database.id).where(Database.name == records_db)) is not None:
+        click.echo("central tables upgraded: " + ", ".join(changes))
+        from .worker import rebuild_with_bar
+        rebuild_with_bar(records_db)
 
 
 def _snippet(host: str, port: int) -> str:
@@ -68,14 +85,14 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool) -> 
     `wasl worker` runs as a child process that keeps the central records up to date; it is
     stopped when the server exits. --no-worker leaves it out.
     """
+    from .serve import gunicorn_command
     from .worker import supervise
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
     if gunicorn is None:
         raise click.ClickException("gunicorn is not installed in this environment")
     click.echo(f"Wasl serving on http://{host}:{port}/  (CouchDB root: http://{host}:{port}/couch/)")
     click.echo(_snippet(host, port))
-    cmd = [gunicorn, "-k", "gthread", "-w", str(workers), "--threads", str(threads),
-           "-b", f"{host}:{port}", "--timeout", "120", "--graceful-timeout", "5", "wsgi:app"]
+    cmd = gunicorn_command(gunicorn, host, port, workers=workers, threads=threads)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     raise SystemExit(supervise(cmd, root, with_worker=not no_worker))
 
@@ -170,7 +187,7 @@ _register_device_commands(device)
 
 from . import conflicts as _conflicts, duplicates as _duplicates, quarantine as _quarantine  # noqa: E402
 from . import access as _access, audit as _audit, demo as _demo, replicate as _replicate  # noqa: E402
-from . import worker as _worker  # noqa: E402
+from . import scope as _scope, worker as _worker  # noqa: E402
 
-for _module in (_quarantine, _conflicts, _worker, _duplicates, _access, _audit, _demo, _replicate):
+for _module in (_quarantine, _conflicts, _worker, _duplicates, _access, _audit, _demo, _replicate, _scope):
     _module.register(main)

@@ -98,18 +98,24 @@ def register(main: click.Group) -> None:
     @click.option("--db", "db_name", default=None, help=DB_HELP)
     def rebuild(db_name: str | None) -> None:
         """Empty the central records of a database and project every document again."""
-        from tqdm import tqdm
-
         from models import db
-        from sync.records import worker as records
         app, name = _app_db(db_name)
-        with app.app_context(), _closing(db), tqdm(unit="doc", desc="rebuilding") as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = max(total, done)
-                bar.update(done - bar.n)
-            done = _plainly(lambda: records.rebuild(name, progress), name)
-            counts = _plainly(lambda: records.counts(name), name)
-        click.echo(f"rebuilt '{name}' from {done} change(s): {_counts_line(counts)} (not deleted)")
+        with app.app_context(), _closing(db):
+            rebuild_with_bar(name)
+
+
+def rebuild_with_bar(name: str) -> None:
+    """Rebuild the central records of ``name`` (inside an app context), a progress bar showing."""
+    from tqdm import tqdm
+
+    from sync.records import worker as records
+    with tqdm(unit="doc", desc="rebuilding") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = max(total, done)
+            bar.update(done - bar.n)
+        done = _plainly(lambda: records.rebuild(name, progress), name)
+        counts = _plainly(lambda: records.counts(name), name)
+    click.echo(f"rebuilt '{name}' from {done} change(s): {_counts_line(counts)} (not deleted)")
 
 
 # ------------------------------------------------------------------------------------------------ serve

@@ -18,6 +18,7 @@ from sync.records import reviews, visitlog
 from sync.records.visibility import Visibility, visibility_of
 from sync.store import load_blob
 
+from ..audit import audit_shown
 from ..couch.params import json_object, send
 from . import MAX_LIMIT, bp, caller, page_args, paged
 
@@ -63,6 +64,11 @@ class VisitRevisionSchema(Schema):
     held = fields.Boolean(required=True, metadata={"description": "the server keeps this revision's body"})
     updated_at = fields.Raw(allow_none=True)
     updated_by = fields.Raw(allow_none=True)
+    written_by = fields.String(allow_none=True, metadata={"description": "who stored it on the server (audit log)"})
+    written_at = fields.Float(allow_none=True, metadata={"description": "when, epoch seconds"})
+    written_via = fields.String(allow_none=True, metadata={"description": "replication, api, ..."})
+    device_id = fields.String(allow_none=True, metadata={"description": "the device that sent it, if any"})
+    device_name = fields.String(allow_none=True)
 
 
 class AuditItemSchema(Schema):
@@ -170,6 +176,7 @@ def visit_detail(db_name: str, seen: Visibility, doc_id: str) -> dict[str, Any]:
     body = body or {}
     patient = visitlog.patient_summary(db_name, row.patient_id, row.patient_doc_id) if row.patient_id else None
     atts = body.get("_attachments") or {}
+    audit_shown([(row.doc_id, row.rev), row.patient_id])
     return {**visitlog.rows_of(db_name, [row])[0], "patient": patient,
             "observations": body.get("observations") if isinstance(body.get("observations"), dict) else {},
             "notes": body.get("notes"),
@@ -195,6 +202,7 @@ def photo(db_name: str, seen: Visibility, doc_id: str, name: str) -> Response:
     if not isinstance(meta, dict) or "sha256" not in meta:
         raise NotFound("Document is missing attachment")
     kind = meta.get("content_type")
+    audit_shown([doc_id], attachment=name)
     resp = Response(load_blob(meta["sha256"]), mimetype=kind if kind in PHOTO_TYPES else "application/octet-stream")
     if kind not in PHOTO_TYPES:
         resp.headers["Content-Disposition"] = "attachment"
@@ -243,6 +251,7 @@ def visit_log() -> Response:
     filt = visitlog.parse_filters(request.args, blank_is_any=False)
     limit, offset = paging()
     items, total = visitlog.list_visits(records_db(), seen, filt, limit=limit, offset=offset)
+    audit_shown([(i["doc_id"], i["rev"]) for i in items] + [i["patient_id"] for i in items])
     return paged(items, total, limit, offset)
 
 

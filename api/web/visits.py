@@ -21,6 +21,7 @@ from sync.errors import BadRequest, CouchError, NotFound
 from sync.records import activity, reviews, visitlog
 from sync.records.visibility import Visibility, area_clause, visibility_of
 
+from ..audit import audit_shown
 from ..rest.visits import photo, records_db, safe_id, visit_detail
 from . import add_nav, bp, page, signed_in
 
@@ -93,6 +94,7 @@ def visit_log() -> Any:
             raise BadRequest("page must be a whole number from 1")
         rows, total = visitlog.list_visits(records_db(), seen, filt, limit=visitlog.PAGE_SIZE,
                                            offset=(int(number) - 1) * visitlog.PAGE_SIZE)
+        audit_shown([(r["doc_id"], r["rev"]) for r in rows] + [r["patient_id"] for r in rows])
     except CouchError as exc:
         error = exc.reason
     pages = max(1, -(-total // visitlog.PAGE_SIZE))

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, Table, Text, any_, bindparam, cast, delete, literal, null, select, text, union_all, \
-    update
+from sqlalchemy import Index, String, Table, Text, any_, bindparam, cast, delete, inspect, literal, null, select, \
+    text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import db
@@ -25,7 +26,7 @@ from models.health import RECORD_MODELS, WorkerCheckpoint
 from .. import jsoncodec
 from ..rows import DocRow
 from ..treecodec import unflatten
-from .project import derive_patient
+from .project import campaign_positive, derive_patient
 
 Json = dict[str, Any]
 TABLES: dict[str, Table] = {name: model.__table__ for name, model in RECORD_MODELS.items()}
@@ -111,8 +112,54 @@ def advance(db_name: str, checkpoint: Checkpoint, seq: int) -> bool:
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def _declared(index: Index, dialect: str) -> bool:
+    """Whether the models create ``index`` on this engine (some are declared for one engine only)."""
+    only = getattr(index, "_ddl_if", None)  # set by Index.ddl_if(dialect=...)
+    return only is None or only.dialect in (None, dialect)
+
+
+def upgrade() -> list[str]:
+    """Bring the central tables of an older install to the models' shape; return what changed.
+
+    ``db.create_all`` creates missing tables but never alters one. The central tables are
+    derived, so ``rebuild`` (which calls this first) adds the columns a later version
+    declares (filled by the projection that follows), creates its indexes and drops the
+    central indexes it no longer declares.
+    """
+    db.session.commit()
+    connection = db.session.connection()
+    dialect = connection.dialect
+    found, changes = inspect(connection), []
+    for table in TABLES.values():
+        if not found.has_table(table.name):
+            continue
+        columns = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in columns:
+                connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN "
+                                        f"{CreateColumn(column).compile(dialect=dialect)}"))
+                changes.append(f"column {table.name}.{column.name}")
+        indexes = {i["name"] for i in found.get_indexes(table.name)}
+        wanted = {i.name for i in table.indexes if _declared(i, dialect.name)}
+        for name in sorted(indexes - wanted):
+            if name and name.startswith("ix_health_"):
+                connection.execute(text(f"DROP INDEX {dialect.identifier_preparer.quote(name)}"))
+                changes.append(f"dropped index {name}")
+        for index in table.indexes:
+            if index.name in wanted and index.name not in indexes:
+                index.create(connection)
+                changes.append(f"index {index.name}")
+    db.session.commit()
+    return changes
+
+
 def reset(db_name: str, created_at: float) -> None:
-    """Empty the central tables of ``db_name`` and set its checkpoint back to 0, in one transaction."""
+    """Empty the central tables of ``db_name`` and set its checkpoint back to 0, in one transaction.
+
+    The tables are first brought to the models' shape (``upgrade``), so a rebuild is also
+    how an older install gains the central columns and indexes a later version declares.
+    """
+    upgrade()
     db.session.commit()
     _ensure_checkpoint(db_name, created_at)
     db.session.execute(update(CP).where(CP.c.db_name == db_name).values(
@@ -202,6 +249,24 @@ def remove(table_name: str, db_name: str, doc_ids: list[str]) -> None:
     table = TABLES[table_name]
     for ids in chunks(doc_ids):
         db.session.execute(delete(table).where(table.c.db_name == db_name, among(table.c.doc_id, ids)))
+    if table_name == "patient":
+        copy_patient_traits(db_name, doc_ids)  # their visits now count for no known patient
+
+
+TRAITS = (("patient_sex", "sex"), ("patient_birth_date", "birth_date"),
+          ("patient_estimated_age_years", "estimated_age_years"))
+
+
+def copy_patient_traits(db_name: str, patient_ids: Iterable[str]) -> None:
+    """Copy the sex, birth date and estimated age of these patients' central rows onto the visits
+    that count for them (None where the patient has no row): one UPDATE per chunk of patients."""
+    visit, patient = TABLES["visit"], TABLES["patient"]
+    traits = {mine: select(patient.c[theirs]).where(patient.c.db_name == visit.c.db_name,
+                                                    patient.c.doc_id == visit.c.patient_id).scalar_subquery()
+              for mine, theirs in TRAITS}
+    for ids in chunks(sorted(set(patient_ids))):
+        db.session.execute(update(visit).where(visit.c.db_name == db_name, among(visit.c.patient_id, ids))
+                           .values(**traits))
 
 
 def _pg_type(table: Table, name: str) -> str:
@@ -237,7 +302,8 @@ def mark_deleted(table_name: str, db_name: str, revs: list[tuple[str, str]]) -> 
 
 def set_flags(db_name: str, flags: list[tuple[str, list[str]]]) -> None:
     """New risk flags for visits whose campaign thresholds changed."""
-    _update_each(TABLES["visit"], db_name, [{"b_id": d, "risk_flags": f} for d, f in flags])
+    _update_each(TABLES["visit"], db_name, [{"b_id": d, "risk_flags": f, "campaign_positive": campaign_positive(f)}
+                                            for d, f in flags])
 
 
 def move_records(db_name: str, moves: list[tuple[str, str]]) -> None:
@@ -251,7 +317,8 @@ def move_records(db_name: str, moves: list[tuple[str, str]]) -> None:
 
 
 def recompute_patients(db_name: str, patient_ids: Iterable[str]) -> None:
-    """Recompute the derived fields of these patients from their live visits and referrals."""
+    """Recompute the derived fields of these patients from their live visits and referrals, and copy
+    their traits onto the visits that count for them (``copy_patient_traits``)."""
     ids = sorted(set(patient_ids))
     visit, referral = TABLES["visit"].c, TABLES["referral"].c
     visits: dict[str, list[Any]] = defaultdict(list)
@@ -271,6 +338,8 @@ def recompute_patients(db_name: str, patient_ids: Iterable[str]) -> None:
             referrals[pid].append((made, vid, status))
     _update_each(TABLES["patient"], db_name,
                  [{"b_id": pid, **derive_patient(visits[pid], referrals[pid])} for pid in ids])
+    # Every change that can alter a visit's patient, or that patient's row, touches the patient.
+    copy_patient_traits(db_name, ids)
 
 
 def analyze() -> None:

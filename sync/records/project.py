@@ -1,7 +1,8 @@
 """Projection of record documents into central-table rows: pure, standard library only.
 
 ``project(body, campaign)`` turns the body of one revision (docs/records.md) into the
-column values of its central table, and ``risk_flags`` gives a visit's risk flags.
+column values of its central table, ``risk_flags`` gives a visit's risk flags and
+``campaign_positive`` whether they meet one of its campaign's referral thresholds.
 ``derive_patient`` recomputes a patient's derived fields from its visits and referrals,
 and ``survivor`` follows ``merged_into`` redirects. Nothing here raises on odd input: a
 value of the wrong type or out of range becomes None, so one malformed document can never
@@ -143,6 +144,11 @@ def risk_flags(observations: Any, campaign: Json | None = None) -> list[str]:
     return sorted(set(flags + campaign_flags(obs, campaign)))
 
 
+def campaign_positive(flags: Iterable[str]) -> bool:
+    """Whether risk flags hold a campaign threshold flag (``campaign:<field>``): the visit counts as positive."""
+    return any(flag.startswith("campaign:") for flag in flags)
+
+
 # ------------------------------------------------------------------------------------------------ rows
 def _household(b: Json, campaign: Json | None) -> Json:
     gps = _dict(b.get("gps"))
@@ -170,11 +176,13 @@ def _photos(attachments: Any) -> int:
 
 def _visit(b: Json, campaign: Json | None) -> Json:
     observations = _dict(b.get("observations"))
+    flags = risk_flags(observations, campaign)
     return {"patient_doc_id": ref(b.get("patient_id")), "chw": text(b.get("chw"), SHORT),
             "area": text(b.get("area"), AREA), "campaign_id": ref(b.get("campaign_id")),
             "household_id": ref(b.get("household_id")), "kind": text(b.get("kind"), SHORT),
             "visited_at": utc_time(b.get("visited_at")), "observations": observations,
-            "risk_flags": risk_flags(observations, campaign), "photo_count": _photos(b.get("_attachments"))}
+            "risk_flags": flags, "campaign_positive": campaign_positive(flags),
+            "photo_count": _photos(b.get("_attachments"))}
 
 
 def _referral(b: Json, campaign: Json | None) -> Json:

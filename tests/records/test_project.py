@@ -127,10 +127,12 @@ def test_dates(value: Any, expected: str | None) -> None:
                        "n.txt": {"content_type": "text/plain"}}},
      {"patient_doc_id": "pt-1", "chw": "amina", "area": "north/d1", "campaign_id": "cp-1", "household_id": "hh-1",
       "kind": "screening", "visited_at": "2026-03-02T10:00:00.000Z",
-      "observations": {"bp_systolic": 150, "bp_diastolic": 95}, "risk_flags": ["bp_high"], "photo_count": 2}),
+      "observations": {"bp_systolic": 150, "bp_diastolic": 95}, "risk_flags": ["bp_high"], "campaign_positive": False,
+      "photo_count": 2}),
     ({"type": "visit", "patient_id": ["not", "an", "id"], "observations": "none"},
      {"patient_doc_id": None, "chw": None, "area": None, "campaign_id": None, "household_id": None, "kind": None,
-      "visited_at": None, "observations": {}, "risk_flags": [], "photo_count": 0}),
+      "visited_at": None, "observations": {}, "risk_flags": [], "campaign_positive": False,
+      "photo_count": 0}),
     ({"type": "referral", "patient_id": "pt-1", "visit_id": "vi-1", "from_chw": "amina", "to_facility": "Dowa DH",
       "reason": "BP 180/110", "urgency": "urgent", "status": "open", "created_at": "2026-03-02T10:00:00Z",
       "updated_at": "2026-03-03T10:00:00Z", "area": "north/d1"},
@@ -154,8 +156,9 @@ def test_project_each_type(body: dict[str, Any], expected: dict[str, Any]) -> No
 
 def test_a_visit_takes_its_campaign_thresholds() -> None:
     body = {"type": "visit", "observations": {"bp_systolic": 165, "bp_diastolic": 70}}
-    assert project(body, campaign("gte", 160))["risk_flags"] == ["bp_high", "campaign:bp_systolic"]
-    assert project(body)["risk_flags"] == ["bp_high"]
+    flagged, plain = project(body, campaign("gte", 160)), project(body)
+    assert flagged["risk_flags"] == ["bp_high", "campaign:bp_systolic"] and flagged["campaign_positive"] is True
+    assert plain["risk_flags"] == ["bp_high"] and plain["campaign_positive"] is False
 
 
 @pytest.mark.parametrize("body", [None, {}, {"type": "thing"}, {"type": 3}, {"type": ["visit"]}, "visit"])

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 
 from models import db
-from models.health import WorkerCheckpoint
-from sync.records import duplicates, resolve
+from models.health import Visit, WorkerCheckpoint
+from sync.records import central, duplicates, resolve
 from sync.records.schemas import check_document
 from sync.records.worker import counts, rebuild, run_forever, run_once, snapshot, status
 from sync.store import compact_database, create_database, delete_database
@@ -230,6 +230,69 @@ def test_campaign_thresholds_follow_the_campaign_document(records: str) -> None:
     run_once(records)
     assert row(records, "visit", "vi-7")["risk_flags"] == [] and row(records, "patient", "pt-b")["risk_flags"] == []
     _rebuilt(records)
+
+
+def traits(name: str, doc_id: str) -> tuple[Any, ...]:
+    found = row(name, "visit", doc_id)
+    return (found["patient_sex"], found["patient_birth_date"], found["patient_estimated_age_years"])
+
+
+def test_visits_carry_their_campaign_flag_and_their_patients_traits(records: str) -> None:
+    seed(records)
+    campaign = {"type": "campaign", "name": "HTN", "condition": "hypertension", "areas": ["north"],
+                "fields": [{"field": "bp_systolic", "op": "gte", "value": 130, "refer": True}]}
+    put(records, "cp-1", 1, campaign)
+    put(records, "vi-7", 1, visit("pt-b", "2026-03-12T08:00:00Z", {"bp_systolic": 135, "bp_diastolic": 80},
+                                  campaign_id="cp-1", kind="screening"))
+    put(records, "vi-8", 1, visit("pt-x", "2026-03-12T09:00:00Z", {"weight_kg": 50}))  # its patient comes later
+    run_once(records)
+    assert [row(records, "visit", v)["campaign_positive"] for v in ("vi-7", "vi-1")] == [True, False]
+    assert traits(records, "vi-1") == ("female", "1990-04-02", None)
+    assert traits(records, "vi-7") == ("female", "1990-04-02", 40.0)
+    assert traits(records, "vi-8") == (None, None, None)
+    # The patient arrives, another is edited, a third is merged: the visits follow.
+    put(records, "pt-x", 1, patient("Xena", sex="other", birth_date="2001-01-01"))
+    put(records, "pt-a", 2, patient("Amina", sex="male", birth_date="1980-05-05"))
+    put(records, "pt-b", 2, patient("Grace", estimated_age_years=40, merged_into="pt-a"))
+    # The campaign's threshold rises above the reading: no longer positive.
+    put(records, "cp-1", 2, {**campaign, "fields": [{"field": "bp_systolic", "op": "gte", "value": 140,
+                                                     "refer": True}]})
+    run_once(records)
+    assert traits(records, "vi-8") == ("other", "2001-01-01", None)
+    assert traits(records, "vi-1") == traits(records, "vi-7") == ("male", "1980-05-05", None)
+    assert row(records, "visit", "vi-7")["campaign_positive"] is False
+    # A patient whose document stops being a patient leaves its visits with no traits.
+    put(records, "pt-x", 2, household())
+    run_once(records)
+    assert traits(records, "vi-8") == (None, None, None)
+    _rebuilt(records)
+
+
+def test_a_rebuild_brings_an_older_install_to_the_current_tables(records: str) -> None:
+    """``db.create_all`` never alters a table: ``wasl rebuild`` adds the columns and indexes a
+    later version declares, drops the central ones it no longer declares, and fills them."""
+    seed(records)
+    put(records, "cp-1", 1, {"type": "campaign", "name": "HTN", "condition": "hypertension", "areas": ["north"],
+                             "fields": [{"field": "bp_systolic", "op": "gte", "value": 140, "refer": True}]})
+    put(records, "vi-7", 1, visit("pt-b", "2026-03-12T08:00:00Z", {"bp_systolic": 150, "bp_diastolic": 80},
+                                  campaign_id="cp-1"))
+    run_once(records)
+    current = snapshot(records)
+    declared = {i["name"] for i in inspect(db.session.connection()).get_indexes("health_visit")}
+    added = ("campaign_positive", "patient_sex", "patient_birth_date", "patient_estimated_age_years")
+    # The tables as an older version left them: without the new columns and their index, with an index since dropped.
+    db.session.execute(text("DROP INDEX IF EXISTS ix_health_visit_campaign_cover"))
+    for column in added:
+        db.session.execute(text(f"ALTER TABLE health_visit DROP COLUMN {column}"))
+    db.session.execute(text("CREATE INDEX ix_health_visit_obsolete ON health_visit (db_name, kind)"))
+    db.session.commit()
+    assert not set(added) & {c["name"] for c in inspect(db.session.connection()).get_columns("health_visit")}
+    db.session.commit()
+    rebuild(records)
+    assert snapshot(records) == current
+    assert {i["name"] for i in inspect(db.session.connection()).get_indexes("health_visit")} == declared
+    assert central.upgrade() == []  # nothing left to do
+    assert {r.doc_id for r in Visit.query.filter_by(campaign_positive=True)} == {"vi-7"}
 
 
 def test_non_records_are_skipped_and_the_checkpoint_still_moves(records: str) -> None:

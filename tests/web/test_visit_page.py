@@ -6,11 +6,14 @@ from datetime import datetime, timezone
 import pytest
 from flask.testing import FlaskClient
 
+from models import db
 from models.audit import AuditEntry
+from sync import audit, devices
 from sync.errors import NotFound
 from sync.reads import ReadOptions, get_doc
+from sync.writes import bulk_docs
 
-from .test_visit_log import DB, ENGINES, PHOTO, V1, V2, World, fresh_world, shared_world, token
+from .test_visit_log import DB, ENGINES, PHOTO, V1, V2, World, fresh_world, shared_world, token, visit
 
 world = pytest.fixture(fresh_world, name="world")
 shared = pytest.fixture(shared_world, scope="module", params=ENGINES, name="shared")
@@ -26,9 +29,10 @@ def stored_review(world: World, visit_id: str) -> dict[str, object] | None:
 
 
 def audit_of(world: World, visit_id: str) -> list[tuple[str, str, dict[str, object]]]:
+    """The decisions audited about a visit: its own writes (``doc.write``) and reads (``doc.read``) left out."""
     with world.app.app_context():
         rows = AuditEntry.query.filter_by(db_name=DB, doc_id=visit_id).order_by(AuditEntry.id).all()
-        return [(e.actor, e.action, e.detail) for e in rows]
+        return [(e.actor, e.action, e.detail) for e in rows if e.action not in ("doc.write", "doc.read")]
 
 
 def test_the_visit_page_shows_the_visit_its_patient_photos_and_history(shared: World) -> None:
@@ -152,3 +156,50 @@ def test_no_one_reviews_a_visit_out_of_reach_or_without_the_role(shared: World) 
     assert no_token.status_code == 400
     for visit_id in ("vs-z1", "vs-a1"):
         assert stored_review(world, visit_id) is None and audit_of(world, visit_id) == []
+
+
+def synced(revision: dict[str, object]) -> tuple[object, ...]:
+    return tuple(revision[k] for k in ("written_by", "written_via", "device_id", "device_name"))
+
+
+def test_the_history_shows_who_synced_each_revision_from_which_device(world: World) -> None:
+    with world.app.app_context():
+        device, _ = devices.enrol(devices.create_code("amina"), "tablet-amina-1")
+        # Written below the gates, so the only doc.write entries are the ones this test adds.
+        first = bulk_docs(DB, [visit("vs-t1", V1, "pt-1", "amina", 4)])[0]["rev"]
+        second = bulk_docs(DB, [{**visit("vs-t1", V1, "pt-1", "amina", 4), "_rev": first, "notes": "again"}])[0]["rev"]
+        third = bulk_docs(DB, [{**visit("vs-t1", V1, "pt-1", "amina", 4), "_rev": second, "notes": "3"}])[0]["rev"]
+        audit.record("amina", "doc.write", db_name=DB, doc_id="vs-t1", device_id=device.device_id, rev=first,
+                     via="replication")
+        audit.record("sara", "doc.write", db_name=DB, doc_id="vs-t1", rev=second, via="api")
+        # Ignored: a later entry for a rev already written, a rev the document lacks, another document.
+        audit.record("zed", "doc.write", db_name=DB, doc_id="vs-t1", rev=first, via="replication")
+        audit.record("zed", "doc.write", db_name=DB, doc_id="vs-t1", rev="9-" + "0" * 32, via="replication")
+        audit.record("zed", "doc.write", db_name=DB, doc_id="vs-a1", rev=third, via="replication")
+        db.session.commit()
+        at = {e.detail["rev"]: e.at for e in AuditEntry.query.filter_by(doc_id="vs-t1", actor="amina")}
+    world.project()
+    revisions = world.api("sara").get("/api/v1/visits/vs-t1").get_json()["revisions"]
+    assert [r["rev"] for r in revisions] == [third, second, first]
+    assert [synced(r) for r in revisions] == [(None, None, None, None), ("sara", "api", None, None),
+                                              ("amina", "replication", device.device_id, "tablet-amina-1")]
+    assert revisions[2]["written_at"] == at[first] and revisions[0]["written_at"] is None
+    html = world.browser().get("/visits/vs-t1").get_data(as_text=True)
+    table = html[html.index('id="revisions"'):]
+    assert "tablet-amina-1" in table and "amina (replication)" in table and "sara (api)" in table
+    assert table.index(third[:14]) < table.index(second[:14]) < table.index("tablet-amina-1")
+
+
+def test_a_visit_pushed_by_a_chw_tablet_shows_who_synced_it(world: World) -> None:
+    """Through the real write path: ``_bulk_docs`` with the tablet's token writes the ``doc.write`` entry."""
+    with world.app.app_context():
+        device, secret = devices.enrol(devices.create_code("amina"), "tablet-amina-2")
+    tablet = world.app.test_client()
+    pushed = tablet.post(f"/couch/{DB}/_bulk_docs", json={"docs": [visit("vs-t2", V1, "pt-1", "amina", 2)]},
+                         headers={"Authorization": f"Bearer {secret}"})
+    assert pushed.status_code == 201 and "error" not in pushed.get_json()[0], pushed.get_json()
+    world.project()
+    revisions = world.api("sara").get("/api/v1/visits/vs-t2").get_json()["revisions"]
+    assert [r["rev"] for r in revisions] == [pushed.get_json()[0]["rev"]]
+    assert synced(revisions[0]) == ("amina", "replication", device.device_id, "tablet-amina-2")
+    assert "tablet-amina-2" in world.browser().get("/visits/vs-t2").get_data(as_text=True)
