@@ -15,6 +15,7 @@ Every HTTP failure is translated here, once, into ``sync.errors``:
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -306,6 +307,18 @@ def enrol_device(server_url: str, code: str, name: str) -> Json:
     return _api_call(server_url, "POST", "enrol", body={"code": code, "name": name})
 
 
-def device_status(server_url: str, token: str) -> Json:
-    """What the server says of this device: ``status`` and the ``action`` it must take."""
+STATUS_ATTEMPTS = 4  # the status call opens every sync: one lost packet on 2G must not end it
+
+
+def device_status(server_url: str, token: str, *, pause: float = 1.0) -> Json:
+    """What the server says of this device: ``status`` and the ``action`` it must take.
+
+    A read with no effect, so a broken connection or a 5xx is retried (``pause`` seconds,
+    doubling) before the sync gives up, as the replicator retries its own requests.
+    """
+    for attempt in range(STATUS_ATTEMPTS - 1):
+        try:
+            return _api_call(server_url, "GET", "me", token=token)
+        except errors.TransientError:
+            time.sleep(pause * 2 ** attempt)
     return _api_call(server_url, "GET", "me", token=token)

@@ -1,0 +1,1 @@
+"""Devices syncing over lossy 2G links in network namespaces."""

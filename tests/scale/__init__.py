@@ -1,0 +1,1 @@
+"""Many tablets against two servers on one PostgreSQL (docs/scale.md)."""
