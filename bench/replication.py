@@ -28,9 +28,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from wasl_cli.serve import gunicorn_command
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import report  # noqa: E402
+from wasl_cli.serve import gunicorn_command  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 0.6  # Wasl's push and pull time over pouchdb-server's, measured in the same run
 PEER = ROOT / "bench" / "peer"
 VENV_BIN = Path(sys.executable).parent
 ADMIN = ("admin", "bench-secret")
@@ -275,6 +279,11 @@ def figures(results: list[Result], runs: int) -> dict[str, Any]:
         # Wasl's time over pouchdb-server's (below 1: Wasl faster), measured in the same run.
         out["ratios"] = {"push_time": round(wasl.push_s / ref.push_s, 3),
                          "pull_time": round(wasl.pull_s / ref.pull_s, 3)}
+        out["rows"] = [report.row(f"{direction} of {wasl.docs:,} docs, PouchDB 9 peer",
+                                  f"{mine:.2f} s (pouchdb-server {theirs:.2f} s: {mine / theirs:.2f} ×)",
+                                  f"≤ {TARGET_RATIO} × pouchdb-server", mine / theirs <= TARGET_RATIO)
+                       for direction, mine, theirs in (("push", wasl.push_s, ref.push_s),
+                                                       ("pull", wasl.pull_s, ref.pull_s))]
     return out
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import report  # noqa: E402
 from bench.fleet import Plan  # noqa: E402
 from bench.fleetdevice import Behaviour  # noqa: E402
 from bench.fleetrun import Outcome, run_fleet  # noqa: E402
@@ -41,6 +42,17 @@ def figures(outcome: Outcome) -> dict[str, Any]:
             "phases_s": {k: round(v, 1) for k, v in outcome.phases.items()}, "cpu_s": outcome.cpu,
             "pg_connections": outcome.waits,
             "converged": outcome.ok, "problems": {k: v for k, v in outcome.problems.items() if v}}
+
+
+def rows(f: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures of the combined table (bench/all.py)."""
+    setup = (f"{f['devices']} devices ({f['pouchdb_devices']} PouchDB) at once, {f['servers']} servers × "
+             f"{f['workers_per_server']} workers, PostgreSQL, {f['seconds']:.0f} s")
+    return [report.row(setup, f"{f['docs_per_s']:,.1f} docs/s accepted; sync p50 {f['sync_p50_s']:.1f} s, "
+                              f"p95 {f['sync_p95_s']:.1f} s"),
+            report.row("the same: convergence (replicas, feed readers, central = rebuild)",
+                       "ok" if f["converged"] else "FAILED: " + ", ".join(f["problems"]), "all equal",
+                       bool(f["converged"]))]
 
 
 def table(f: dict[str, Any]) -> str:
@@ -103,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{sys.version.split()[0]}\n")
     print(table(result))
     if args.json:
-        args.json.write_text(json.dumps({**result, "plan": asdict(plan)}, indent=1) + "\n")
+        args.json.write_text(json.dumps({**result, "plan": asdict(plan), "rows": rows(result)}, indent=1) + "\n")
     return 0 if outcome.ok else 1
 
 
