@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import current_app, g, request
+from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
@@ -185,10 +185,17 @@ def _device_user(token: str) -> UserCtx | None:
     return UserCtx(user.name, tuple(user.roles or ()), info.device_id)
 
 
+CALLER = "wasl.caller"  # the request environ key of the caller, once worked out
+
+
 def current_user() -> UserCtx | None:
     """The caller: a device's bearer token, Basic auth (as CouchDB), or the session cookie."""
     # Worked out once per request: several layers ask, and each wrong Basic password
     # checked again would count as another failed sign-in (and cost another Argon2 check).
-    if "wasl_caller" not in g:
-        g.wasl_caller = _from_bearer() or _from_basic() or _from_cookie()
-    return g.wasl_caller
+    # Kept in the request's environ, not in ``g``: an app context (and so ``g``) may outlive
+    # one request, as when a test issues requests inside ``app.app_context()``.
+    environ = request.environ
+    if CALLER not in environ:
+        environ[CALLER] = _from_bearer() or _from_basic() or _from_cookie()
+    caller: UserCtx | None = environ[CALLER]
+    return caller

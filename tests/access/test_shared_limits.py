@@ -58,9 +58,12 @@ def test_two_apps_on_one_database_share_their_sign_in_failures(twins: tuple[Flas
         return client.post("/couch/_session", json={"name": "amina", "password": "wrong-one"}).status_code
     assert b.get("/couch/_all_dbs", headers=RIGHT).status_code == 200
     assert [wrong(a), wrong(b), wrong(a)] == [401, 401, 401]
-    locked = b.get("/couch/_all_dbs", headers=RIGHT)  # three failures in two apps: locked in both
+    # Three failures in two apps: locked in both. (Six requests: the rate limit allows no more.)
+    locked = a.get("/couch/_all_dbs", headers=RIGHT)
     assert locked.status_code == 429 and locked.get_json()["error"] == "too_many_requests"
-    assert a.get("/couch/_all_dbs", headers=RIGHT).status_code == 429
+    # The password b verified within the minute still works there: a guesser cannot lock out a
+    # tablet that is syncing, only keep passwords from being tried.
+    assert b.get("/couch/_all_dbs", headers=RIGHT).status_code == 200
     with twins[0].app_context():
         keys = db.session.scalars(db.select(SignInFailure.key)).all()
         assert len(keys) == 6 and len(set(keys)) == 2  # per failure: the name and the address
