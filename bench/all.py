@@ -21,11 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # name, script, arguments: the order of the table.
 BENCHES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("replication", "replication.py", ("--repeat", "3")),
+    ("device", "device.py", ()),
     ("scope", "scope.py", ()),
     ("records", "records.py", ()),
     ("pages", "pages.py", ()),
     ("scale", "scale.py", ()),
     ("lossy", "lossy.py", ()),
+    ("crash", "crash.py", ("--kills", "10")),
 )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import report as report_mod  # noqa: E402
 from tests.crash.scenario import Plan, Report, run  # noqa: E402
 from tests.pg import pg_cluster  # noqa: E402
 
@@ -52,11 +53,13 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=40, help="kills per engine (server and worker)")
     parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--json", help="also write the figures for bench/all.py to this file")
     args = parser.parse_args()
     if args.kills < 3:
         parser.error("--kills must be at least 3")
     engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
-    rows = []
+    rows: list[str] = []
+    figures: list[dict[str, object]] = []
     for engine in engines:
         with ExitStack() as stack:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wasl-crash-")))
@@ -65,10 +68,15 @@ def main() -> None:
             report = run(work, url, make_plan(args.kills, args.seed))
             print(report.summary(), flush=True)
             rows.append(row(engine, report))
+            figures.append(report_mod.row(
+                f"SIGKILLs of server and worker, {engine}",
+                f"{len(report.kills)} kills, {report.acknowledged:,} acknowledged revisions all kept",
+                "nothing lost; replicas and central = rebuild", True))
     print("\n| engine | kills | by kind | acknowledged revisions checked | documents | resolutions | merges "
           "| replicas converged | central = rebuild | s |")
     print("|---|---:|---|---:|---:|---:|---:|---|---|---:|")
     print("\n".join(rows))
+    report_mod.write(args.json, "crash", figures)
 
 
 if __name__ == "__main__":
