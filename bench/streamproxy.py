@@ -15,6 +15,7 @@ import time
 from collections import deque
 
 from .linkproxy import Counts
+from bench.sockets import cut
 
 CHUNK = 1460  # one segment's payload: the pacing unit
 
@@ -70,7 +71,7 @@ class StreamProxy:
         with self._lock:
             sockets, self._open = self._open, []
         for sock in sockets:
-            _close(sock)
+            cut(sock)
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -81,12 +82,12 @@ class StreamProxy:
             except OSError:
                 return
             if self.is_down():
-                _close(client)
+                cut(client)
                 continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
             except OSError:
-                _close(client)
+                cut(client)
                 continue
             with self._lock:
                 self._open += [client, upstream]
@@ -121,7 +122,7 @@ class StreamProxy:
                 due, data = queue.popleft()
             time.sleep(max(0.0, due - time.monotonic()))
             if not data:
-                _close(dst)
+                cut(dst)
                 return
             with line:  # the line rate, shared by every connection going this way
                 time.sleep(len(data) / self.rate)
@@ -129,11 +130,3 @@ class StreamProxy:
                 dst.sendall(data)
             except OSError:
                 return
-
-
-def _close(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from bench.sockets import cut, half_close, recv_some, send_all
 
 REQUEST_LINE = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|COPY) (\S+) HTTP/1\.[01]\r\n")
 Watcher = Callable[[str, str], None]
@@ -53,7 +54,7 @@ class WatchingProxy:
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
-            _cut(sock)
+            cut(sock)
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
@@ -100,8 +101,8 @@ class WatchingProxy:
     def _pump_requests(self, src: socket.socket, dst: socket.socket, ends: list[str]) -> None:
         """Client to server, reporting each request line after it went out."""
         tail = b""
-        while chunk := _recv(src):
-            if not _send(dst, chunk):
+        while chunk := recv_some(src):
+            if not send_all(dst, chunk):
                 break
             # A request line split across two reads is found in the joined tail.
             seen = tail + chunk
@@ -113,8 +114,8 @@ class WatchingProxy:
 
     def _pump(self, src: socket.socket, dst: socket.socket, ends: list[str]) -> None:
         """Server to client."""
-        while chunk := _recv(src):
-            if not _send(dst, chunk):
+        while chunk := recv_some(src):
+            if not send_all(dst, chunk):
                 break
         self._end(dst, dst, src, ends)
 
@@ -128,45 +129,13 @@ class WatchingProxy:
             ends.append("end")
             last = len(ends) == 2
         if not last:
-            _half_close(receiver)
+            half_close(receiver)
             return
         self._forget(client, upstream)
 
     def _forget(self, *sockets: socket.socket) -> None:
         """Close sockets for good."""
         for sock in sockets:
-            _cut(sock)
+            cut(sock)
         with self._lock:
             self._sockets -= set(sockets)
-
-
-def _recv(sock: socket.socket) -> bytes:
-    try:
-        return sock.recv(65536)
-    except OSError:
-        return b""
-
-
-def _send(sock: socket.socket, data: bytes) -> bool:
-    try:
-        sock.sendall(data)
-        return True
-    except OSError:
-        return False
-
-
-def _half_close(sock: socket.socket) -> None:
-    """Send FIN after the data already sent, keep reading (idempotent)."""
-    try:
-        sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-
-
-def _cut(sock: socket.socket) -> None:
-    """Shut a socket down both ways and close it (idempotent)."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()

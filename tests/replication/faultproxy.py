@@ -19,6 +19,7 @@ import random
 import socket
 import threading
 from collections import Counter
+from bench.sockets import cut, recv_some, send_all
 
 FAULTS = ("drop_request", "drop_response", "truncate", "stall", "refuse_503")
 RAW_503 = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -53,7 +54,7 @@ class FaultProxy:
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
-                _cut(sock)
+                cut(sock)
         self._acceptor.join(5)
         for thread in list(self._threads):
             thread.join(5)
@@ -76,7 +77,7 @@ class FaultProxy:
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
             except OSError:
-                _cut(client)
+                cut(client)
                 continue
             with self._lock:
                 self._sockets += [client, upstream]
@@ -91,60 +92,36 @@ class FaultProxy:
     def _pump_request(self, src: socket.socket, dst: socket.socket, kind: str, offset: int) -> None:
         """Client to server."""
         sent = 0
-        while chunk := _recv(src):
+        while chunk := recv_some(src):
             if kind == "refuse_503":
-                _send(src, RAW_503)
+                send_all(src, RAW_503)
                 break
             if kind == "drop_request" and sent + len(chunk) > offset:
-                _send(dst, chunk[:offset - sent])  # part of a request reaches the server
+                send_all(dst, chunk[:offset - sent])  # part of a request reaches the server
                 break
-            if not _send(dst, chunk):
+            if not send_all(dst, chunk):
                 break
             sent += len(chunk)
-        _cut(src)
-        _cut(dst)
+        cut(src)
+        cut(dst)
 
     def _pump_response(self, src: socket.socket, dst: socket.socket, kind: str, offset: int) -> None:
         """Server to client."""
         sent, seen = 0, b""
         limit = offset if kind in ("drop_response", "stall") else None
-        while chunk := _recv(src):
+        while chunk := recv_some(src):
             if kind == "truncate" and limit is None:
                 # Cut inside the first response's body: headers promised more than arrives.
                 seen += chunk
                 end = seen.find(b"\r\n\r\n")
                 limit = None if end < 0 else end + 4 + offset % 200
             if limit is not None and sent + len(chunk) > limit:
-                _send(dst, chunk[:max(0, limit - sent)])
+                send_all(dst, chunk[:max(0, limit - sent)])
                 if kind == "stall":
                     self._stop.wait(self.stall)  # silent past the client's read timeout
                 break
-            if not _send(dst, chunk):
+            if not send_all(dst, chunk):
                 break
             sent += len(chunk)
-        _cut(src)
-        _cut(dst)
-
-
-def _recv(sock: socket.socket) -> bytes:
-    try:
-        return sock.recv(65536)
-    except OSError:
-        return b""
-
-
-def _send(sock: socket.socket, data: bytes) -> bool:
-    try:
-        sock.sendall(data)
-        return True
-    except OSError:
-        return False
-
-
-def _cut(sock: socket.socket) -> None:
-    """Shut a socket down both ways and close it (idempotent)."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
+        cut(src)
+        cut(dst)
