@@ -7,15 +7,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from models import LocalDoc, db
 
 from . import jsoncodec
+from .dbapi import fetch, run
 from .docs import Json, dump_body
 from .errors import BadRequest, Conflict, NotFound
 from .store import WriteTxn, get_database, write_lock
+
+# Checkpoints are read and written once per replication batch on each side: plain SQL on the
+# driver's cursor (sync/dbapi.py), and the database found by name in the same statement.
+_GET = ("SELECT l.rev, l.body FROM couch_local l JOIN couch_database d ON d.id = l.database_id"
+        " WHERE d.name = ? AND l.doc_id = ?")
+_UPDATE = ("UPDATE couch_local SET rev = ?, body = ? WHERE doc_id = ? AND rev = ?"
+           " AND database_id = (SELECT id FROM couch_database WHERE name = ?)")
+_INSERT = ("INSERT INTO couch_local (database_id, doc_id, rev, body)"
+           " SELECT id, ?, 1, ? FROM couch_database WHERE name = ?")
 
 
 def _find(database_id: int, doc_id: str) -> LocalDoc | None:
@@ -24,11 +33,13 @@ def _find(database_id: int, doc_id: str) -> LocalDoc | None:
 
 
 def get_local(db_name: str, doc_id: str) -> Json:
-    """Return the ``_local`` document, or raise not_found/missing."""
-    row = _find(get_database(db_name).id, doc_id)
-    if row is None:
+    """Return the ``_local`` document, or raise not_found/missing (or the database's not_found)."""
+    rows = fetch(_GET, [db_name, doc_id])
+    if not rows:
+        get_database(db_name)  # raises when it is the database that is missing
         raise NotFound()
-    return {"_id": doc_id, "_rev": f"0-{row.rev}", **jsoncodec.loads(row.body)}
+    rev, body = rows[0]
+    return {"_id": doc_id, "_rev": f"0-{rev}", **jsoncodec.loads(body)}
 
 
 def _expected_rev(rev: Any) -> int | None:
@@ -72,25 +83,25 @@ def put_local(db_name: str, doc_id: str, doc: Json) -> Json:
         raise BadRequest("Document must be a JSON object")
     if doc.get("_deleted"):
         return delete_local(db_name, doc_id, doc.get("_rev"))
-    database_id = get_database(db_name).id
     text = dump_body({k: v for k, v in doc.items() if not k.startswith("_")})
-    expected = _expected_rev(doc.get("_rev"))
-    # End the read transaction: on SQLite a transaction that has read cannot start
-    # writing once another writer committed (SQLITE_BUSY without waiting).
+    duplicate = db.engine.dialect.dbapi.IntegrityError  # the driver's: these statements bypass SQLAlchemy
+    # Begin with the write: on SQLite a transaction that has read cannot start writing
+    # once another writer committed (SQLITE_BUSY without waiting).
     db.session.commit()
     try:
+        expected = _expected_rev(doc.get("_rev"))
         if expected:
-            done = db.session.execute(update(LocalDoc).where(
-                LocalDoc.database_id == database_id, LocalDoc.doc_id == doc_id, LocalDoc.rev == expected)
-                .values(rev=expected + 1, body=text)).rowcount  # type: ignore[attr-defined]
+            done = run(_UPDATE, [expected + 1, text, doc_id, expected, db_name])
         else:
-            db.session.execute(insert(LocalDoc).values(database_id=database_id, doc_id=doc_id, rev=1, body=text))
-            done = 1
+            done = run(_INSERT, [doc_id, text, db_name])
         if not done:
             raise Conflict()
         db.session.commit()
-    except IntegrityError:
+    except (Conflict, duplicate):
+        # A missing database answers not_found whatever the rev; otherwise the rev did not
+        # match, or a concurrent first write of the same checkpoint won.
         db.session.rollback()
+        get_database(db_name)
         raise Conflict() from None
     except BaseException:
         db.session.rollback()
