@@ -57,6 +57,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("COMPRESS_STREAMS", False)
     app.config.setdefault("COMPRESS_EVALUATE_CONDITIONAL_REQUEST", False)
     Compress(app)
+    from .sessions import CookieSessions
+    app.session_interface = CookieSessions()
     db.init_app(app)
     from . import errors, ratelimit, security
     errors.init_app(app)
