@@ -1,7 +1,7 @@
 """Sign-in throttling and rate limits count across processes: two servers on one database allow the limit once.
 
 In-process: two apps on one database (SQLite, then PostgreSQL), each with its own
-Flask-Limiter and its own sign-in counter object. Across processes: two gunicorn servers on
+rate limiter and its own sign-in counter object. Across processes: two gunicorn servers on
 one SQLite database, requests alternating between them.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_two_apps_on_one_database_share_their_rate_limit(twins: tuple[Flask, Fla
     for client in (a, b):
         over = client.get("/couch/_up")
         assert over.status_code == 429 and over.get_json()["error"] == "too_many_requests"
-        assert 1 <= int(over.headers["Retry-After"]) <= 61  # Flask-Limiter rounds the reset up a second
+        assert 1 <= int(over.headers["Retry-After"]) <= 61  # the reset is rounded up to a whole second
 
 
 def test_two_apps_on_one_database_share_their_sign_in_failures(twins: tuple[Flask, Flask]) -> None:
