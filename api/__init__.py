@@ -80,4 +80,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf = CSRFProtect(app)
     for blueprint in (couch_bp, devices_bp, audit_bp, rest_bp):
         csrf.exempt(blueprint)
+    from .inflate import InflateRequests
+    app.wsgi_app = InflateRequests(app.wsgi_app, int(app.config["MAX_CONTENT_LENGTH"]))  # type: ignore[method-assign]
     return app

@@ -111,7 +111,8 @@ class PyDevice:
         sent = [0]
         with requests.Session() as session:
             session.hooks["response"].append(lambda *args, **kwargs: sent.__setitem__(0, sent[0] + 1))
-            remote = RemoteDatabase(f"{self.roots[server]}/{self.db_name}", auth=self.token, session=session)
+            remote = RemoteDatabase(f"{self.roots[server]}/{self.db_name}", auth=self.token, session=session,
+                                    compress_requests=True)
             if direction != "pull":
                 pushes.append(Replicator(self.store, remote).run())
             if direction != "push" and all(r.ok for r in pushes):

@@ -14,6 +14,7 @@ Every HTTP failure is translated here, once, into ``sync.errors``:
 """
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 # Statuses that mean "this server has no _bulk_get" (CouchDB < 2.3: 404/405; some proxies: 400).
 NO_BULK_GET = (400, 404, 405)
 LOCAL_PUT_ATTEMPTS = 3
+# Bodies this small gain less from gzip than its 18-byte frame and the header cost.
+COMPRESS_MIN_BYTES = 1024
+COMPRESS_LEVEL = 5  # the server's own level for its replies (api/__init__.py)
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class RemoteDatabase:
     """One database on a CouchDB-protocol server, as a replication ``Endpoint``."""
 
     def __init__(self, url: str, *, auth: Auth = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, compress_requests: bool = False) -> None:
         url, url_auth = split_credentials(url.rstrip("/"))
         self.url = url
         self.db_name = unquote(url.rsplit("/", 1)[1])
@@ -113,6 +117,9 @@ class RemoteDatabase:
             self._auth: tuple[str, str] | None = None
         else:
             self._auth = auth
+        # gzip request bodies: only to a Wasl server (api/inflate.py); a CouchDB-protocol server
+        # need not accept Content-Encoding on a request, so the bridge sends them plain.
+        self.compress_requests = compress_requests
         self._bulk_get_supported = True
         self._local_revs: dict[str, str] = {}
         self._identifier: str | None = None
@@ -142,10 +149,11 @@ class RemoteDatabase:
         headers = dict(self._headers)
         data = None
         if body is not None:
-            # Request bodies go uncompressed: Content-Encoding: gzip on a request is optional in
-            # CouchDB and Wasl's server does not decode it, so we never send it.
             data = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
+            if self.compress_requests and len(data) >= COMPRESS_MIN_BYTES:
+                data = gzip.compress(data, COMPRESS_LEVEL)
+                headers["Content-Encoding"] = "gzip"
         target = url if url is not None else f"{self.url}/{path}" if path else self.url
         try:
             resp = self.session.request(method, target, params=params, data=data, headers=headers,

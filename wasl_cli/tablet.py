@@ -109,7 +109,8 @@ def _remote(store: Any) -> tuple[Any, dict[str, Any]]:
     if server is None:
         raise click.ClickException("this store is not enrolled with a server")
     creds = server["credentials"]
-    return RemoteDatabase(f"{server['server_url']}/couch/{creds['db']}", auth=creds["token"]), server
+    return RemoteDatabase(f"{server['server_url']}/couch/{creds['db']}", auth=creds["token"],
+                          compress_requests=True), server
 
 
 def _bar(label: str) -> tuple[tqdm, Callable[[int, int], None]]:
