@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # name, script, arguments: the order of the table.
 BENCHES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("replication", "replication.py", ("--repeat", "3")),
+    ("replication", "replication.py", ("--repeat", "5")),
     ("device", "device.py", ()),
     ("scope", "scope.py", ()),
     ("records", "records.py", ()),
