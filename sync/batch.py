@@ -9,9 +9,9 @@ documents, one of bodies, and the database row's counters at commit (sync.store)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import jsoncodec, scopeindex
+from . import audit, jsoncodec, scopeindex
 from .dbapi import fetch, marks, run, run_many
 from .docs import Json, dump_body
 from .merge import merge
@@ -26,6 +26,14 @@ _SET_DOC = "UPDATE couch_document SET rev_tree = ?, winning_rev = ?, deleted = ?
 _NEW_BODY = "INSERT INTO couch_revision (document_id, rev, body, deleted) VALUES (?, ?, ?, ?)"
 _DROP_BODIES = "DELETE FROM couch_revision WHERE document_id = ? AND rev IN ({revs})"
 INSERT_CHUNK = 500  # documents per INSERT: 3,000 parameters, within every engine's bound
+
+
+class Author(NamedTuple):
+    """Who writes the revisions of a server-side batch, by which path (``via``), from which device."""
+
+    actor: str
+    via: str
+    device_id: str | None = None
 
 
 @dataclass
@@ -61,6 +69,10 @@ class Batch:
     stemmed: list[tuple[DocState, list[str]]] = field(default_factory=list)
     # Bodies grafted by this batch, by (doc id, rev): the index needs the winners' bodies.
     new_bodies: dict[tuple[str, str], Json] = field(default_factory=dict)
+    # Who writes a server-side edit (a review, a merge, a resolution) and by which path: each
+    # revision it grafts gets its doc.write entry, as a device's revisions get theirs from the
+    # access gate, so the visit page can say who wrote every revision.
+    author: Author | None = None
 
     def load(self, doc_ids: list[Any]) -> None:
         ids = [i for i in doc_ids if isinstance(i, str)]
@@ -111,6 +123,9 @@ class Batch:
         doc.seq = self.txn.bump(not doc.deleted, was_live)
         self.bodies.append((doc, rev, text, deleted))
         self.new_bodies[(doc_id, rev)] = body
+        if self.author is not None:
+            audit.record_write(self.author.actor, self.txn.database.name, doc_id, rev, via=self.author.via,
+                               device_id=self.author.device_id, deleted=deleted)
 
     def flush(self) -> None:
         """Write the changed rows: new documents, updated ones, bodies, stemmed bodies, index keys."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol
 
-from .batch import Batch, DocState, path_revs
+from .batch import Author, Batch, DocState, path_revs
 from .docs import Json, check_doc_id, intake_attachments, md5_of, split_doc
 from .errors import BadRequest, Conflict, CouchError, Forbidden
 from .local import put_local_in_txn
@@ -31,7 +31,7 @@ from .revs import format_rev, new_rev_hash, parse_rev
 from .revtree import is_leaf, make_path, rev_exists
 from .store import write_lock
 
-__all__ = ["Batch", "DocState", "Gate", "Refused", "bulk_docs", "edit_one", "path_revs", "put_doc",
+__all__ = ["Author", "Batch", "DocState", "Gate", "Refused", "bulk_docs", "edit_one", "path_revs", "put_doc",
            "replicate_one", "replicated_rev"]
 
 

@@ -32,7 +32,7 @@ from ..errors import BadRequest, Conflict, DatabaseNotFound, NotFound
 from ..rows import bodies_of, docs_by_ids
 from ..scope import is_admin
 from ..store import get_database, write_lock
-from ..writes import Batch, edit_one
+from ..writes import Author, Batch, edit_one
 from .schemas import Errors, check_document, reason_of
 from .visibility import Visibility
 
@@ -193,7 +193,7 @@ def create_campaign(db_name: str, values: Json, actor: str, *, organiser: str) -
         raise Invalid(errors)
     doc_id = f"campaign-{uuid.uuid4().hex}"
     with write_lock(db_name) as txn:
-        batch = Batch(txn)
+        batch = Batch(txn, author=Author(actor, "campaign"))
         rev = str(edit_one(batch, {"_id": doc_id, **body})["rev"])
         batch.flush()
         audit.record(actor, "campaign.create", db_name=db_name, doc_id=doc_id, rev=rev, organiser=organiser,
@@ -219,7 +219,7 @@ def update_campaign(db_name: str, campaign_id: str, values: Json, actor: str, *,
         raise Invalid(errors)
     changed = sorted(k for k in values if current.body.get(k) != body.get(k))
     with write_lock(db_name) as txn:
-        batch = Batch(txn)
+        batch = Batch(txn, author=Author(actor, "campaign"))
         batch.load([campaign_id])
         doc = batch.docs.get(campaign_id)
         # Checked again under the lock: the campaign may have changed since it was read.

@@ -17,7 +17,7 @@ from sync.audit import record
 from sync.docs import Json
 from sync.errors import BadRequest, Conflict, NotFound
 from sync.store import write_lock
-from sync.writes import Batch, edit_one
+from sync.writes import Author, Batch, edit_one
 
 from .merge3 import MISSING, canonical
 from .resolve import write_child
@@ -64,7 +64,7 @@ def choose(conflict_id: int, rev: str, actor: str) -> str | None:
         if chosen is None:
             revs = ", ".join(v.get("rev", "?") for v in conflict.values)
             raise BadRequest(f"Rev {rev} is not a value of conflict {conflict_id} (its revs: {revs})")
-        batch = Batch(txn)
+        batch = Batch(txn, author=Author(actor, "conflict"))
         batch.load([conflict.doc_id])
         if conflict.kind == "delete_vs_edit":
             new_rev, state = _choose_deletion(batch, conflict, chosen)

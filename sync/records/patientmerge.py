@@ -17,7 +17,7 @@ from models.duplicates import PatientMerge
 from .. import audit
 from ..errors import BadRequest, Conflict, NotFound
 from ..store import write_lock
-from ..writes import Batch, DocState, edit_one
+from ..writes import Author, Batch, DocState, edit_one
 from .duplicates import refresh_candidates, set_candidate_state
 from .matching import score
 
@@ -71,7 +71,7 @@ def merge_patients(db_name: str, survivor_id: str, merged_id: str, actor: str) -
     if survivor_id == merged_id:
         raise BadRequest("a patient cannot be merged into itself")
     with write_lock(db_name) as txn:
-        batch = Batch(txn)
+        batch = Batch(txn, author=Author(actor, "merge"))
         batch.load([survivor_id, merged_id])
         (s_doc, s_body), (m_doc, m_body) = _patient(batch, survivor_id), _patient(batch, merged_id)
         if s_body.get("merged_into") == merged_id:
@@ -124,7 +124,7 @@ def undo_merge(merge_id: int, actor: str) -> PatientMerge:
         if merge.state != "merged":
             raise Conflict(f"merge {merge_id} was already undone")
         survivor_id, merged_id = merge.survivor_id, merge.merged_id
-        batch = Batch(txn)
+        batch = Batch(txn, author=Author(actor, "merge"))
         batch.load([survivor_id, merged_id])
         (s_doc, s_body), (m_doc, m_body) = _patient(batch, survivor_id), _patient(batch, merged_id)
         if m_body.get("merged_into") != survivor_id:

@@ -28,7 +28,7 @@ from .. import audit
 from ..docs import Json, dump_body, split_doc
 from ..errors import BadRequest, Conflict, CouchError, NotFound
 from ..store import load_blob, write_lock
-from ..writes import Batch, edit_one, replicate_one
+from ..writes import Author, Batch, edit_one, replicate_one
 from .schemas import check_document, reason_of
 
 # Members of a corrected body that describe a revision, not its content: the release sets them.
@@ -175,11 +175,11 @@ def release(item_id: int, corrected_body: dict[str, Any], actor: str) -> str:
     try:
         with write_lock(db_name) as txn:
             if row.replicated:
-                first = Batch(txn)
+                first = Batch(txn, author=Author(row.actor, "quarantine", row.device_id))
                 first.load([doc_id])
                 replicate_one(first, _with_attachments(held, None, keep=True))
                 first.flush()
-            batch = Batch(txn)
+            batch = Batch(txn, author=Author(actor, "quarantine"))
             batch.load([doc_id])
             base = batch.bodies_of(batch.docs.get(doc_id), [parent]).get(parent, {}) if parent else {}
             child = _with_attachments(body, base.get("_attachments"), keep=False)

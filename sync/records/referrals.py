@@ -27,7 +27,7 @@ from ..errors import BadRequest, Conflict, DatabaseNotFound, Forbidden, NotFound
 from ..rows import bodies_of, docs_by_ids
 from ..scope import may_write
 from ..store import get_database, write_lock
-from ..writes import Batch, edit_one
+from ..writes import Author, Batch, edit_one
 from .campaigns import plausible_id
 from .project import utc_time
 from .schemas import check_document, reason_of
@@ -134,7 +134,7 @@ def set_status(db_name: str, referral_id: str, status: Any, note: Any, *, name: 
     if not plausible_id(referral_id):
         raise NotFound(f"No referral {referral_id!r} for your facility")
     with write_lock(db_name) as txn:
-        batch = Batch(txn)
+        batch = Batch(txn, author=Author(name, "referral"))
         batch.load([referral_id])
         doc = batch.docs.get(referral_id)
         body = None if doc is None or doc.deleted else batch.body_at(doc, doc.winning_rev)

@@ -34,7 +34,7 @@ from sync.docs import Json, md5_of
 from sync.revs import format_rev, new_rev_hash, parse_rev
 from sync.revtree import RevTree, collect_leaves, make_path, rev_ancestry, root_to_leaf
 from sync.store import get_database, write_lock
-from sync.writes import Batch, DocState, edit_one
+from sync.writes import Author, Batch, DocState, edit_one
 
 from .merge3 import Leaf, merge3
 
@@ -125,7 +125,7 @@ def needs_resolution(tree: RevTree, history: History) -> bool:
 def resolve_document(db_name: str, doc_id: str, *, actor: str = "server") -> str | None:
     """Resolve ``doc_id`` if it has more than one live leaf; return the new winning rev, or None."""
     with write_lock(db_name) as txn:
-        batch = Batch(txn)
+        batch = Batch(txn, author=Author(actor, "resolve"))
         batch.load([doc_id])
         doc = batch.docs.get(doc_id)
         if doc is None:

@@ -18,7 +18,7 @@ from .. import audit
 from ..errors import BadRequest, NotFound
 from ..reads import ReadOptions, get_doc
 from ..store import write_lock
-from ..writes import Batch, edit_one
+from ..writes import Author, Batch, edit_one
 from .schemas import check_document, reason_of
 
 PREFIX = "review-"
@@ -68,7 +68,7 @@ def write_review(db_name: str, visit_id: str, state: object, comment: object, re
     state, text = check_review(state, comment)
     rid = review_id(visit_id)
     with write_lock(db_name) as txn:
-        batch = Batch(txn)
+        batch = Batch(txn, author=Author(reviewer, "review"))
         batch.load([visit_id, rid])
         visit = batch.docs.get(visit_id)
         body = batch.bodies_of(visit, [visit.winning_rev]).get(visit.winning_rev) if visit and not visit.deleted \

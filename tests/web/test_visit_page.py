@@ -10,6 +10,7 @@ from models import db
 from models.audit import AuditEntry
 from sync import audit, devices
 from sync.errors import NotFound
+from sync.records.resolve import resolve_document
 from sync.reads import ReadOptions, get_doc
 from sync.writes import bulk_docs
 
@@ -203,3 +204,24 @@ def test_a_visit_pushed_by_a_chw_tablet_shows_who_synced_it(world: World) -> Non
     assert [r["rev"] for r in revisions] == [pushed.get_json()[0]["rev"]]
     assert synced(revisions[0]) == ("amina", "replication", device.device_id, "tablet-amina-2")
     assert "tablet-amina-2" in world.browser().get("/visits/vs-t2").get_data(as_text=True)
+
+
+def test_revisions_the_server_writes_name_who_wrote_them(world: World) -> None:
+    """A resolution's merge and tombstone get their doc.write entries like a tablet's revisions."""
+    base = visit("vs-t3", V1, "pt-1", "amina", 3)
+    with world.app.app_context():
+        first = bulk_docs(DB, [base])[0]["rev"]
+        # Two offline edits of the same revision, stored as a replicator stores them: a conflict.
+        left, right = ("2-" + c * 32 for c in "ab")
+        for rev, notes in ((left, "left"), (right, "right")):
+            bulk_docs(DB, [{**base, "_rev": rev, "notes": notes,
+                            "_revisions": {"start": 2, "ids": [rev[2:], first[2:]]}}], new_edits=False)
+        merged = resolve_document(DB, "vs-t3", actor="sara")
+    assert merged is not None
+    world.project()
+    revisions = {r["rev"]: r for r in world.api("sara").get("/api/v1/visits/vs-t3").get_json()["revisions"]}
+    assert synced(revisions[merged]) == ("sara", "resolve", None, None)
+    tombstones = [r for r in revisions.values() if r["deleted"]]
+    assert len(tombstones) == 1 and synced(tombstones[0]) == ("sara", "resolve", None, None)
+    # The revisions written below the gates (this test's bulk_docs) have no entry.
+    assert synced(revisions[first]) == (None, None, None, None)
