@@ -20,7 +20,7 @@ a key simply stops appearing under it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ _WINNERS = text("SELECT d.id, d.doc_id, d.deleted, d.seq, r.body, d.database_id 
                 " LEFT JOIN couch_revision r ON r.document_id = d.id AND r.rev = d.winning_rev"
                 " WHERE d.id > :after ORDER BY d.id LIMIT :limit")
 REBUILD_CHUNK = 2000
+Progress = Callable[[int], None]  # told how many stored documents were just read
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,11 @@ def index_writes(database_id: int, written: Iterable[Written]) -> None:
         db.session.execute(_SET_SEQ, bumps)
 
 
-def enable(db_name: str) -> bool:
-    """Index ``db_name`` from now on; build the index of what it holds. True if it was not indexed yet."""
+def enable(db_name: str, progress: Progress | None = None) -> bool:
+    """Index ``db_name`` from now on; build the index of what it holds. True if it was not indexed yet.
+
+    ``progress`` is called with the count of stored documents read, chunk by chunk.
+    """
     database = get_database(db_name)
     if is_indexed(database.id):
         return False
@@ -97,24 +101,29 @@ def enable(db_name: str) -> bool:
         if is_indexed(txn.database.id):  # another process got there first
             return False
         db.session.add(ScopedDatabase(database_id=txn.database.id, enabled_at=time.time()))
-        _rebuild(txn.database.id)
+        _rebuild(txn.database.id, progress)
     return True
 
 
-def rebuild(db_name: str) -> int:
-    """Recompute every key row of an indexed database (after a bulk load); return the rows written."""
+def rebuild(db_name: str, progress: Progress | None = None) -> int:
+    """Recompute every key row of an indexed database (after a bulk load); return the rows written.
+
+    ``progress`` is called with the count of stored documents read, chunk by chunk.
+    """
     with write_lock(db_name) as txn:
         db.session.execute(delete(ScopeKey).where(ScopeKey.database_id == txn.database.id))
-        return _rebuild(txn.database.id)
+        return _rebuild(txn.database.id, progress)
 
 
-def _rebuild(database_id: int) -> int:
+def _rebuild(database_id: int, progress: Progress | None = None) -> int:
     """Insert the rows of every document, a chunk at a time (inside a write lock)."""
     after, total = 0, 0
     while True:
         chunk = db.session.execute(_WINNERS, {"after": after, "limit": REBUILD_CHUNK}).all()
         if not chunk:
             return total
+        if progress is not None:
+            progress(len(chunk))  # the chunk spans every database's documents: one step each
         rows = []
         for pk, doc_id, deleted, seq, body, owner in chunk:
             if owner != database_id:

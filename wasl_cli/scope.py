@@ -1,8 +1,6 @@
 """``wasl scope rebuild``: recompute the scope index after a bulk load that bypassed the write path."""
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 
@@ -21,7 +19,7 @@ def scope() -> None:
 def rebuild(db_name: str | None) -> None:
     """Recompute every access-key row of the records database, under its write lock."""
     from flask import current_app
-    from sqlalchemy import event, func, select
+    from sqlalchemy import func, select
     from tqdm import tqdm
 
     from models import Document, db
@@ -39,21 +37,12 @@ def rebuild(db_name: str | None) -> None:
                                        "is indexed")
         scanned = db.session.scalar(select(func.count()).select_from(Document)) or 0
         with tqdm(total=scanned, unit="doc", desc=f"indexing {name}") as bar:
-            # The rebuild reads every stored document in chunks of REBUILD_CHUNK: one step per chunk.
-            def step(conn: Any, clause: Any, *args: Any) -> None:
-                if clause is scopeindex._WINNERS:
-                    bar.update(min(scopeindex.REBUILD_CHUNK, bar.total - bar.n))
-            engine = db.engine
-            event.listen(engine, "after_execute", step)
-            try:
-                if scopeindex.is_indexed(database.id):
-                    rows = scopeindex.rebuild(name)
-                else:
-                    scopeindex.enable(name)  # the first build: from now on every write keeps it
-                    rows = _key_rows(database.id)
-            finally:
-                event.remove(engine, "after_execute", step)
-            bar.update(bar.total - bar.n)
+            if scopeindex.is_indexed(database.id):
+                rows = scopeindex.rebuild(name, progress=bar.update)
+            else:
+                scopeindex.enable(name, progress=bar.update)  # the first build: from now on every write keeps it
+                rows = _key_rows(database.id)
+            bar.update(max(0, bar.total - bar.n))  # documents written since the count
         return name, rows, database.doc_count + database.doc_del_count
 
     name, rows, docs = _in_app(work)
