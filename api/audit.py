@@ -22,7 +22,7 @@ from sync.errors import BadRequest, Forbidden, Unauthorized
 from sync.scope import is_admin
 
 from .couch.auth import current_user
-from .couch.params import send
+from .couch.params import send, whole_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1/audit")
 FILTERS = ("actor", "action", "db", "doc_id", "device_id", "patient", "since", "until", "limit", "offset")
@@ -67,15 +67,6 @@ def _time(name: str) -> float | None:
     return parsed.timestamp()
 
 
-def _int(name: str, default: int, low: int, high: int) -> int:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise BadRequest(f"{name} must be a whole number from {low} to {high}")
-    return int(value)
-
-
 @bp.get("")
 def list_entries() -> Response:
     """The audit entries matching the filters, newest first (admins only)."""
@@ -87,7 +78,7 @@ def list_entries() -> Response:
     unknown = sorted(set(request.args) - set(FILTERS))
     if unknown:
         raise BadRequest(f"Unknown filter {unknown[0]!r}; use {', '.join(FILTERS)}")
-    limit, offset = _int("limit", 100, 1, 1000), _int("offset", 0, 0, 10**9)
+    limit, offset = whole_arg("limit", 100, 1, 1000), whole_arg("offset", 0, 0, 10**9)
     found = audit.entries(actor=request.args.get("actor"), action=request.args.get("action"),
                           db_name=request.args.get("db"), doc_id=request.args.get("doc_id"),
                           device_id=request.args.get("device_id"), patient=request.args.get("patient"),

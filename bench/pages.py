@@ -46,7 +46,7 @@ from bench import report  # noqa: E402
 from models import db, init_db  # noqa: E402
 from models.health import Campaign, Patient, Referral, Review, Visit  # noqa: E402
 from sync import access  # noqa: E402
-from sync.records.progress import clear_cache  # noqa: E402
+from sync.records.progresscache import clear_cache  # noqa: E402
 from sync.records.project import project, utc_time  # noqa: E402
 from sync.store import create_database  # noqa: E402
 from sync.writes import bulk_docs  # noqa: E402

@@ -54,9 +54,9 @@ def _upgrade_central(records_db: str) -> None:
     rather than by a data migration; a fresh install has nothing to change.
     """
     from models import Database, db
-    from sync.records import central
+    from sync.records.upgrade import upgrade
 
-    changes = central.upgrade()
+    changes = upgrade()
     if changes and db.session.scalar(db.select(Database.id).where(Database.name == records_db)) is not None:
         click.echo("central tables upgraded: " + ", ".join(changes))
         from .worker import rebuild_with_bar

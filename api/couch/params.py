@@ -54,6 +54,19 @@ def qint(name: str, default: int | None = None, minimum: int = 0) -> int | None:
     return number
 
 
+def whole_arg(name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query argument from ``low`` to ``high`` (absent or blank: ``default``).
+
+    A bad one is a 400 naming it. ASCII digits only: ``"²".isdigit()`` is true and ``int("²")`` fails.
+    """
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    if value.isascii() and value.isdigit() and low <= int(value) <= high:
+        return int(value)
+    raise BadRequest(f"{name} must be a whole number from {low} to {high}")
+
+
 def qjson(name: str, default: Any = None) -> Any:
     """A JSON-encoded query option such as ``open_revs``, ``keys`` or ``startkey``."""
     value = request.args.get(name)

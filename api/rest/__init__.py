@@ -19,12 +19,13 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, Response, current_app, g, request
+from marshmallow import Schema, fields
 
-from sync.errors import BadRequest, Forbidden, Unauthorized
+from sync.errors import Forbidden, Unauthorized
 from sync.scope import is_admin
 
 from ..couch.auth import UserCtx, current_user
-from ..couch.params import send
+from ..couch.params import send, whole_arg
 
 bp = Blueprint("rest", __name__, url_prefix="/api/v1")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -49,22 +50,28 @@ def caller(*roles: str) -> UserCtx:
 
 
 def page_args(default: int = 50) -> tuple[int, int]:
-    """``limit`` (1..500) and ``offset`` (≥0) from the query string; a bad value is a 400 naming it."""
-    out = []
-    for name, fallback, low, high in (("limit", default, 1, MAX_LIMIT), ("offset", 0, 0, 10**9)):
-        value = request.args.get(name)
-        if value is None:
-            out.append(fallback)
-        elif value.isascii() and value.isdigit() and low <= int(value) <= high:  # "²".isdigit() is true
-            out.append(int(value))
-        else:
-            raise BadRequest(f"{name} must be a whole number from {low} to {high}")
-    return out[0], out[1]
+    """``limit`` (1..500) and ``offset`` (≥0) from the query string."""
+    return whole_arg("limit", default, 1, MAX_LIMIT), whole_arg("offset", 0, 0, 10**9)
 
 
 def paged(items: list[Any], total: int, limit: int, offset: int) -> Response:
-    """The one shape of every list reply."""
+    """The one shape of every list reply (``PageSchema``)."""
     return send({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+class ErrorReplySchema(Schema):
+    """CouchDB's error shape, in which every endpoint refuses."""
+
+    error = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class PageSchema(Schema):
+    """A list reply (``paged``); each list's schema adds its ``items``."""
+
+    total = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
 
 
 @bp.before_request

@@ -6,13 +6,12 @@ whether an active device has not synced for ``stale_days`` days (sync.records.ac
 """
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response
 from marshmallow import Schema, fields
 
-from sync.errors import BadRequest
 from sync.records.activity import ChwActivity, team_activity
 
-from ..couch.params import send
+from ..couch.params import send, whole_arg
 from . import bp
 from .visits import reach, records_db
 
@@ -50,20 +49,10 @@ class ActivityReplySchema(Schema):
     chws = fields.List(fields.Nested(ChwActivitySchema), required=True)
 
 
-def whole(name: str, default: int, bounds: tuple[int, int]) -> int:
-    """A whole-number query argument within ``bounds``; a bad one is a 400 naming it."""
-    value = request.args.get(name)
-    if value is None or value == "":
-        return default
-    if not (value.isascii() and value.isdigit()) or not bounds[0] <= int(value) <= bounds[1]:
-        raise BadRequest(f"{name} must be a whole number from {bounds[0]} to {bounds[1]}")
-    return int(value)
-
-
 def activity_of_team() -> tuple[list[ChwActivity], int, int]:
     """The caller's team activity, with the ``days`` and ``stale_days`` asked for."""
     seen = reach()
-    days, stale = whole("days", 14, DAYS), whole("stale_days", 3, STALE_DAYS)
+    days, stale = whole_arg("days", 14, *DAYS), whole_arg("stale_days", 3, *STALE_DAYS)
     return team_activity(records_db(), seen, days=days, stale_days=stale), days, stale
 
 

@@ -12,7 +12,7 @@ from flask import Response, current_app, request
 
 from sync.records.campaigns import CampaignDoc, Invalid, create_campaign, get_campaign, list_campaigns, update_campaign
 from sync.records.filters import parse_filters
-from sync.records.progress import cached_progress
+from sync.records.progresscache import cached_progress
 from sync.records.visibility import Visibility, visibility_of
 
 from ..couch.params import send

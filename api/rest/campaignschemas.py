@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from . import ErrorReplySchema, PageSchema
 
-class CampaignErrorSchema(Schema):
-    error = fields.String(required=True)
-    reason = fields.String(required=True)
+
+class CampaignErrorSchema(ErrorReplySchema):
     fields_ = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), data_key="fields",
                           metadata={"description": "Each bad field's dotted path and messages"})
 
@@ -55,11 +55,8 @@ class CampaignSchema(CampaignInputSchema):
     status = fields.String(required=True, metadata={"enum": ["planned", "running", "ended"]})
 
 
-class CampaignListSchema(Schema):
+class CampaignListSchema(PageSchema):
     items = fields.List(fields.Nested(CampaignSchema), required=True)
-    total = fields.Integer(required=True)
-    limit = fields.Integer(required=True)
-    offset = fields.Integer(required=True)
 
 
 class CampaignTallySchema(Schema):

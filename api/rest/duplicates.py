@@ -20,13 +20,13 @@ from models.health import Patient
 from sync.errors import BadRequest, NotFound
 from sync.records import duplicates, patientmerge
 from sync.records.visibility import Visibility, area_clause
-from sync.records.visitlog import full_name
+from sync.records.visitlog import PAGE_SIZE, full_name
 
 from ..audit import audit_shown
 from ..couch.params import json_object, send
-from . import bp, caller, paged
+from . import bp, caller, page_args, paged
 from .decisions import CREATED, ID, LIST, ONE, PAIR, documented, row_id, state_arg, state_param
-from .visits import load, paging, reach, records_db, safe_id
+from .visits import load, reach, records_db, safe_id
 
 # ------------------------------------------------------------------------------------------------ duplicates
 PA, PB = aliased(Patient), aliased(Patient)
@@ -135,7 +135,7 @@ class MergeInputSchema(Schema):
 @documented("Duplicate candidates in the caller's areas", "get", LIST, state_param("open, merged, dismissed"))
 def list_duplicates() -> Response:
     """Candidate pairs with both patients in the caller's areas, best score first (default: open)."""
-    limit, offset = paging()
+    limit, offset = page_args(PAGE_SIZE)
     return paged(*candidates_in_reach(records_db(), reach(), state_arg("open"), limit, offset), limit, offset)
 
 
@@ -165,7 +165,7 @@ def dismiss_duplicate(a: str, b: str) -> Response:
 @documented("Merges in the caller's areas", "get", LIST, state_param("merged, undone"))
 def list_merges() -> Response:
     """Merges with both patients in the caller's areas, newest first."""
-    limit, offset = paging()
+    limit, offset = page_args(PAGE_SIZE)
     return paged(*merges_in_reach(records_db(), reach(), state_arg(None), limit, offset), limit, offset)
 
 

@@ -16,12 +16,7 @@ from sync.records.visibility import visibility_of
 
 from ..audit import audit_shown
 from ..couch.params import send
-from . import bp, caller, page_args, paged
-
-
-class ClinicErrorSchema(Schema):
-    error = fields.String(required=True)
-    reason = fields.String(required=True)
+from . import PageSchema, bp, caller, page_args, paged
 
 
 class ClinicPatientSchema(Schema):
@@ -57,11 +52,8 @@ class ClinicReferralSchema(Schema):
     patient = fields.Nested(ClinicPatientSchema, allow_none=True, required=True)
 
 
-class ClinicReferralListSchema(Schema):
+class ClinicReferralListSchema(PageSchema):
     items = fields.List(fields.Nested(ClinicReferralSchema), required=True)
-    total = fields.Integer(required=True)
-    limit = fields.Integer(required=True)
-    offset = fields.Integer(required=True)
 
 
 class ClinicStatusInputSchema(Schema):
@@ -95,9 +87,9 @@ def referrals_list() -> Response:
       - {in: query, name: offset, schema: {type: integer, minimum: 0}}
       responses:
         200: {description: A page of referrals, content: {application/json: {schema: ClinicReferralListSchema}}}
-        400: {description: Bad filter, content: {application/json: {schema: ClinicErrorSchema}}}
-        401: {description: Not signed in, content: {application/json: {schema: ClinicErrorSchema}}}
-        403: {description: The caller is no clinician, content: {application/json: {schema: ClinicErrorSchema}}}
+        400: {description: Bad filter, content: {application/json: {schema: ErrorReplySchema}}}
+        401: {description: Not signed in, content: {application/json: {schema: ErrorReplySchema}}}
+        403: {description: The caller is no clinician, content: {application/json: {schema: ErrorReplySchema}}}
     """
     user = caller("clinician")
     limit, offset = page_args()
@@ -119,12 +111,12 @@ def referrals_status(referral_id: str) -> Response:
       requestBody: {required: true, content: {application/json: {schema: ClinicStatusInputSchema}}}
       responses:
         200: {description: The referral's new revision, content: {application/json: {schema: ClinicStatusSchema}}}
-        400: {description: Bad status or note, content: {application/json: {schema: ClinicErrorSchema}}}
-        401: {description: Not signed in, content: {application/json: {schema: ClinicErrorSchema}}}
-        403: {description: The caller may not change it, content: {application/json: {schema: ClinicErrorSchema}}}
+        400: {description: Bad status or note, content: {application/json: {schema: ErrorReplySchema}}}
+        401: {description: Not signed in, content: {application/json: {schema: ErrorReplySchema}}}
+        403: {description: The caller may not change it, content: {application/json: {schema: ErrorReplySchema}}}
         404: {description: No such referral to the caller's facility,
-              content: {application/json: {schema: ClinicErrorSchema}}}
-        409: {description: Its status does not allow that, content: {application/json: {schema: ClinicErrorSchema}}}
+              content: {application/json: {schema: ErrorReplySchema}}}
+        409: {description: Its status does not allow that, content: {application/json: {schema: ErrorReplySchema}}}
     """
     user = caller("clinician")
     body = request.get_json(silent=True)

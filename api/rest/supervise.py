@@ -24,16 +24,16 @@ from sync import jsoncodec
 from sync.errors import BadRequest, NotFound
 from sync.records import conflicts, quarantine
 from sync.records.visibility import Visibility, area_clause, in_areas
-from sync.records.visitlog import full_name
+from sync.records.visitlog import PAGE_SIZE, full_name
 from sync.scope import is_area_path
 
 from ..audit import audit_shown
 from ..couch.params import json_object, send
-from . import bp, caller, paged
+from . import bp, caller, page_args, paged
 from .decisions import ID, LIST, ONE, documented, row_id, state_arg, state_param
 from .duplicates import (candidates_in_reach, dismiss, merge, merge_json, merges_in_reach,  # noqa: F401 (the pages)
                          pair_in_reach, undo)
-from .visits import load, paging, reach, records_db
+from .visits import load, reach, records_db
 
 
 # ------------------------------------------------------------------------------------------------ conflicts
@@ -186,7 +186,7 @@ class DiscardInputSchema(Schema):
 @documented("Conflicts in the caller's areas", "get", LIST, state_param("open, kept, changed"))
 def list_conflicts() -> Response:
     """Hard conflicts of documents in the caller's areas, oldest first (default: open)."""
-    limit, offset = paging()
+    limit, offset = page_args(PAGE_SIZE)
     return paged(*conflicts_in_reach(records_db(), reach(), state_arg("open"), limit, offset), limit, offset)
 
 
@@ -209,7 +209,7 @@ def choose_conflict(item_id: int) -> Response:
 @documented("Quarantined revisions in the caller's areas", "get", LIST, state_param("held, released, discarded"))
 def list_quarantine() -> Response:
     """Refused revisions in the caller's areas, oldest first (default: held)."""
-    limit, offset = paging()
+    limit, offset = page_args(PAGE_SIZE)
     return paged(*held_in_reach(records_db(), reach(), state_arg("held"), limit, offset), limit, offset)
 
 

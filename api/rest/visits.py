@@ -14,24 +14,19 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from sync import audit
 from sync.errors import BadRequest, NotFound
-from sync.records import reviews, visitlog
+from sync.records import reviews, visithistory, visitlog
 from sync.records.visibility import Visibility, visibility_of
 from sync.store import load_blob
 
 from ..audit import audit_shown
 from ..couch.params import json_object, send
-from . import MAX_LIMIT, bp, caller, page_args, paged
+from . import PageSchema, bp, caller, page_args, paged
 
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 ROLES = ("supervisor",)
 
 
 # ------------------------------------------------------------------------------------------------ schemas
-class ErrorReplySchema(Schema):
-    error = fields.String(required=True)
-    reason = fields.String(required=True)
-
-
 class VisitLogRowSchema(Schema):
     doc_id = fields.String(required=True)
     rev = fields.String(required=True)
@@ -48,11 +43,8 @@ class VisitLogRowSchema(Schema):
     review_state = fields.String(allow_none=True)
 
 
-class VisitLogPageSchema(Schema):
+class VisitLogPageSchema(PageSchema):
     items = fields.List(fields.Nested(VisitLogRowSchema), required=True)
-    total = fields.Integer(required=True)
-    limit = fields.Integer(required=True)
-    offset = fields.Integer(required=True)
 
 
 class VisitRevisionSchema(Schema):
@@ -151,15 +143,6 @@ def load(schema: Schema, body: Any) -> dict[str, Any]:
         raise BadRequest(f"Invalid fields: {detail}") from None
 
 
-def paging(default: int = visitlog.PAGE_SIZE) -> tuple[int, int]:
-    """``page_args``, refusing digits other than ASCII first (``"²".isdigit()`` is true, ``int("²")`` fails)."""
-    for name, low, high in (("limit", 1, MAX_LIMIT), ("offset", 0, 10**9)):
-        value = request.args.get(name)
-        if value is not None and not value.isascii():
-            raise BadRequest(f"{name} must be a whole number from {low} to {high}")
-    return page_args(default)
-
-
 def safe_id(doc_id: str) -> str:
     """A document id that can name a row; anything else is simply not there."""
     if "\x00" in doc_id or len(doc_id.encode()) > 2000:
@@ -172,7 +155,7 @@ def visit_detail(db_name: str, seen: Visibility, doc_id: str) -> dict[str, Any]:
     row = visitlog.visit_row(db_name, seen, safe_id(doc_id))
     if row is None:
         raise NotFound("missing")
-    body, history = visitlog.visit_document(db_name, doc_id)
+    body, history = visithistory.visit_document(db_name, doc_id)
     body = body or {}
     patient = visitlog.patient_summary(db_name, row.patient_id, row.patient_doc_id) if row.patient_id else None
     atts = body.get("_attachments") or {}
@@ -197,7 +180,7 @@ def photo(db_name: str, seen: Visibility, doc_id: str, name: str) -> Response:
     """The bytes of a visit's photo, under the visit's own access rule."""
     if visitlog.visit_row(db_name, seen, safe_id(doc_id)) is None:
         raise NotFound("missing")
-    body, _ = visitlog.visit_document(db_name, doc_id, max_revisions=1)
+    body, _ = visithistory.visit_document(db_name, doc_id, max_revisions=1)
     meta = ((body or {}).get("_attachments") or {}).get(name)
     if not isinstance(meta, dict) or "sha256" not in meta:
         raise NotFound("Document is missing attachment")
@@ -249,7 +232,7 @@ def visit_log() -> Response:
     if unknown:
         raise BadRequest(f"Unknown parameter {unknown[0]!r}; use {', '.join(visitlog.FILTER_NAMES)}, limit, offset")
     filt = visitlog.parse_filters(request.args, blank_is_any=False)
-    limit, offset = paging()
+    limit, offset = page_args(visitlog.PAGE_SIZE)
     items, total = visitlog.list_visits(records_db(), seen, filt, limit=limit, offset=offset)
     audit_shown([(i["doc_id"], i["rev"]) for i in items] + [i["patient_id"] for i in items])
     return paged(items, total, limit, offset)

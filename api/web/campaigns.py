@@ -18,7 +18,8 @@ from sync.records import charts, exports
 from sync.records.campaigns import (CampaignDoc, Invalid, create_campaign, get_campaign, known_areas,
                                     list_campaigns, update_campaign, users_with_role)
 from sync.records.filters import BAND_NAMES, parse_filters
-from sync.records.progress import cached_progress, villages_of
+from sync.records.progress import villages_of
+from sync.records.progresscache import cached_progress
 from sync.records.schemafields import OBSERVATIONS, SEXES
 from sync.records.visibility import Visibility, visibility_of
 

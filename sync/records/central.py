@@ -14,10 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Index, String, Table, Text, any_, bindparam, cast, delete, inspect, literal, null, select, \
-    text, union_all, update
+from sqlalchemy import String, Table, Text, any_, bindparam, cast, delete, literal, null, select, text, union_all, \
+    update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import db
@@ -112,53 +111,13 @@ def advance(db_name: str, checkpoint: Checkpoint, seq: int) -> bool:
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _declared(index: Index, dialect: str) -> bool:
-    """Whether the models create ``index`` on this engine (some are declared for one engine only)."""
-    only = getattr(index, "_ddl_if", None)  # set by Index.ddl_if(dialect=...)
-    return only is None or only.dialect in (None, dialect)
-
-
-def upgrade() -> list[str]:
-    """Bring the central tables of an older install to the models' shape; return what changed.
-
-    ``db.create_all`` creates missing tables but never alters one. The central tables are
-    derived, so ``rebuild`` (which calls this first) adds the columns a later version
-    declares (filled by the projection that follows), creates its indexes and drops the
-    central indexes it no longer declares.
-    """
-    db.session.commit()
-    connection = db.session.connection()
-    dialect = connection.dialect
-    found, changes = inspect(connection), []
-    for table in TABLES.values():
-        if not found.has_table(table.name):
-            continue
-        columns = {c["name"] for c in found.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in columns:
-                connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN "
-                                        f"{CreateColumn(column).compile(dialect=dialect)}"))
-                changes.append(f"column {table.name}.{column.name}")
-        indexes = {i["name"] for i in found.get_indexes(table.name)}
-        wanted = {i.name for i in table.indexes if _declared(i, dialect.name)}
-        for name in sorted(indexes - wanted):
-            if name and name.startswith("ix_health_"):
-                connection.execute(text(f"DROP INDEX {dialect.identifier_preparer.quote(name)}"))
-                changes.append(f"dropped index {name}")
-        for index in table.indexes:
-            if index.name in wanted and index.name not in indexes:
-                index.create(connection)
-                changes.append(f"index {index.name}")
-    db.session.commit()
-    return changes
-
-
 def reset(db_name: str, created_at: float) -> None:
     """Empty the central tables of ``db_name`` and set its checkpoint back to 0, in one transaction.
 
     The tables are first brought to the models' shape (``upgrade``), so a rebuild is also
     how an older install gains the central columns and indexes a later version declares.
     """
+    from .upgrade import upgrade  # no cycle at import: upgrade reads TABLES from here
     upgrade()
     db.session.commit()
     _ensure_checkpoint(db_name, created_at)

@@ -21,8 +21,7 @@ JSON; on SQLite covering indexes (models.health) let them read no table row at a
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
 from datetime import date
 from typing import Any
@@ -31,7 +30,7 @@ from sqlalchemy import case, func, select, text
 
 from models import User, db
 from models.access import Assignment
-from models.health import Patient, Referral, Visit, WorkerCheckpoint
+from models.health import Patient, Referral, Visit
 
 from .campaigns import CampaignDoc
 from .filters import (BAND_NAMES, BANDS, OLDEST, Filters, band_case, eligibility_clauses, in_any, in_area,
@@ -39,9 +38,6 @@ from .filters import (BAND_NAMES, BANDS, OLDEST, Filters, band_case, eligibility
 from .schemafields import SEXES
 
 Json = dict[str, Any]
-CACHE_SIZE = 64
-_cache: OrderedDict[tuple[Any, ...], Json] = OrderedDict()
-_cache_lock = threading.Lock()
 # PostgreSQL cannot tell how few (area, CHW, sex, band) groups a campaign's visits fall into,
 # expects one per visit, and sorts them on disk at the default 4 MB; with this much it hashes them.
 PG_WORK_MEM = "32MB"
@@ -270,36 +266,3 @@ def progress(db_name: str, campaign: CampaignDoc, filters: Filters, *, today: da
     return {"campaign_id": campaign.id, "reference_date": on.isoformat(), "filters": filters.to_json(),
             "totals": totals.to_json(target_total, with_target=True), "areas": area_rows, "chws": chw_rows,
             "groups": group_rows}
-
-
-def _version(db_name: str) -> tuple[Any, ...]:
-    """What the figures depend on besides the campaign: the worker's checkpoint and the assignments."""
-    checkpoint = db.session.execute(select(WorkerCheckpoint.seq, WorkerCheckpoint.generation).where(
-        WorkerCheckpoint.db_name == db_name)).first()
-    assigned = db.session.execute(select(func.count(), func.max(Assignment.created_at))).first()
-    return str(db.engine.url), tuple(checkpoint or ()), tuple(assigned or ())
-
-
-def cached_progress(db_name: str, campaign: CampaignDoc, filters: Filters) -> Json:
-    """``progress``, kept in this process until the worker projects another change or an assignment changes.
-
-    A progress page and its four charts ask for the same figures at once; so does an
-    organiser reloading while nothing new has arrived. The result is shared: do not change it.
-    """
-    key = (db_name, campaign.id, campaign.rev, filters, reference_date(campaign.body), _version(db_name))
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    data = progress(db_name, campaign, filters)
-    with _cache_lock:
-        _cache[key] = data
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return data
-
-
-def clear_cache() -> None:
-    """Forget every kept result (the benchmark measures first requests with it)."""
-    with _cache_lock:
-        _cache.clear()

@@ -51,8 +51,8 @@ def test_admins_read_entries_newest_first_with_filters(logged: Flask, client: Fl
     assert [e["action"] for e in paged["entries"]] == ["patient.merge"] and paged["limit"] == 1
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=x", "since=yesterday", "since=2026-01-01T00:00:00",
-                                   "colour=blue"])
+@pytest.mark.parametrize("query", ["limit=0", "limit=x", "limit=%C2%B2", "offset=%D9%A3", "since=yesterday",
+                                   "since=2026-01-01T00:00:00", "colour=blue"])
 def test_a_bad_filter_is_a_clear_400(logged: Flask, client: FlaskClient, query: str) -> None:
     assert_couch_error(client.get(f"/api/v1/audit?{query}"), 400, "bad_request")
 

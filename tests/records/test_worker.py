@@ -16,8 +16,9 @@ from sqlalchemy import inspect, select, text
 
 from models import db
 from models.health import Visit, WorkerCheckpoint
-from sync.records import central, duplicates, resolve
+from sync.records import duplicates, resolve
 from sync.records.schemas import check_document
+from sync.records.upgrade import upgrade
 from sync.records.worker import counts, rebuild, run_forever, run_once, snapshot, status
 from sync.store import compact_database, create_database, delete_database
 from sync.writes import bulk_docs
@@ -291,7 +292,7 @@ def test_a_rebuild_brings_an_older_install_to_the_current_tables(records: str) -
     rebuild(records)
     assert snapshot(records) == current
     assert {i["name"] for i in inspect(db.session.connection()).get_indexes("health_visit")} == declared
-    assert central.upgrade() == []  # nothing left to do
+    assert upgrade() == []  # nothing left to do
     assert {r.doc_id for r in Visit.query.filter_by(campaign_positive=True)} == {"vi-7"}
 
 
