@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("replication", "replication.py", ("--repeat", "5")),
     ("device", "device.py", ()),
-    ("scope", "scope.py", ()),
+    ("scope", "scope.py", ("--repeat", "7")),
     ("records", "records.py", ()),
     ("pages", "pages.py", ()),
     ("scale", "scale.py", ()),
