@@ -77,17 +77,21 @@ def _needs_resolver(db_name: str, doc: DocRow) -> bool:
 def _read_batch(db_name: str, database_id: int, since: int, size: int) -> tuple[list[Change], bool]:
     """The next ``size`` changes after resolving the conflicted ones; and whether a resolution was written.
 
-    A resolution is a new revision, so its document moves to a later seq: read again.
+    A resolution is a new revision, so its document moves to a later seq: read again. Each
+    version of a document (its seq) is tried once: a resolution that fails or writes nothing
+    leaves the seq as it was, and is not tried again in this batch. A branch pushed while the
+    batch runs gives the document a new seq and is resolved too; keyed by id alone, such a
+    branch stayed unresolved (and projected) until the document changed again.
     """
-    attempted: set[str] = set()
+    attempted: set[tuple[str, int]] = set()
     resolved = False
     while True:
         changes = central.changed_docs(database_id, since, size)
-        todo = [d for d, _ in changes if d.doc_id not in attempted and _needs_resolver(db_name, d)]
+        todo = [d for d, _ in changes if (d.doc_id, d.seq) not in attempted and _needs_resolver(db_name, d)]
         if not todo:
             return changes, resolved
         for doc in todo:
-            attempted.add(doc.doc_id)
+            attempted.add((doc.doc_id, doc.seq))
             try:
                 resolved |= resolve.resolve_document(db_name, doc.doc_id, actor="server") is not None
             except Exception:

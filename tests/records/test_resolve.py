@@ -402,3 +402,34 @@ def test_cli_resolves_lists_and_chooses(tmp_path: Path, monkeypatch: pytest.Monk
         assert list_conflicts(DB, "changed")[0].decided_by == "sup"
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_branch_pushed_while_the_worker_resolves_is_resolved_in_the_same_run(
+        records: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tablet's push lands between the worker's resolution and its next read of the feed.
+
+    The worker must resolve the document again (it has a new seq), not project the conflict
+    and move its checkpoint past it: nothing would bring the document back until it changed.
+    """
+    from models.health import Patient
+    from sync.records import worker
+
+    put([H["a"], H["0"]], edited(T1, "chw1", phone="+254 700 000002"))
+    put([H["b"], H["0"]], edited(T2, "chw2", given_name="Aminah"))
+    real, calls = worker.resolve.resolve_document, []
+
+    def resolve_then_a_push_arrives(db_name: str, doc_id: str, **kw: Any) -> str | None:
+        merged = real(db_name, doc_id, **kw)
+        calls.append(merged)
+        if len(calls) == 1:  # a third tablet's offline edit of the ancestor, pushed just now
+            put([H["c"], H["0"]], edited(T3, "chw3", family_name="Otieno-Wanjiru"))
+        return merged
+
+    monkeypatch.setattr(worker.resolve, "resolve_document", resolve_then_a_push_arrives)
+    worker.run_once(DB)
+    assert len(calls) == 2 and all(calls)
+    assert live_leaves() == [winner()["_rev"]]
+    assert fields(winner())["family_name"] == "Otieno-Wanjiru" and fields(winner())["given_name"] == "Aminah"
+    row = db.session.scalar(db.select(Patient).where(Patient.db_name == DB, Patient.doc_id == PID))
+    assert row is not None and row.rev == winner()["_rev"]
+    assert worker.run_once(DB) == 0 and len(calls) == 2
