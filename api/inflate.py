@@ -73,9 +73,9 @@ class InflateRequests:
             if encoding not in GZIP:
                 raise Refused("415 Unsupported Media Type", "bad_content_type",
                               "Content-Encoding must be gzip or identity")
-            length = environ.get("CONTENT_LENGTH")
-            body = inflate(environ["wsgi.input"], int(length) if length and length.isdigit() else None,
-                           self.limit)
+            length = environ.get("CONTENT_LENGTH") or ""
+            declared = int(length) if length.isascii() and length.isdigit() else None  # "²".isdigit() too
+            body = inflate(environ["wsgi.input"], declared, self.limit)
         except Refused as refused:
             reply = json.dumps({"error": refused.error, "reason": refused.reason}).encode()
             start_response(refused.status, [("Content-Type", "application/json"),
