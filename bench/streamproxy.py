@@ -15,44 +15,28 @@ import time
 from collections import deque
 
 from .linkproxy import Counts
-from bench.sockets import cut
+from .sockets import LoopbackProxy, cut
 
 CHUNK = 1460  # one segment's payload: the pacing unit
 
 
-class StreamProxy:
+class StreamProxy(LoopbackProxy):
     """Forward ``127.0.0.1:<port>`` to ``127.0.0.1:<upstream_port>`` slowly, with periodic cuts."""
 
     def __init__(self, upstream_port: int, *, rate_kbit: int = 64, delay: float = 0.8, cut_every: float = 30.0,
                  cut_for: float = 3.0) -> None:
-        self.upstream_port, self.rate, self.delay = upstream_port, rate_kbit * 1000 / 8, delay
+        super().__init__(upstream_port)
+        self.rate, self.delay = rate_kbit * 1000 / 8, delay
         self.cut_every, self.cut_for = cut_every, cut_for
         self.up, self.down = Counts(), Counts()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._open: list[socket.socket] = []
         self._lines = {"up": threading.Lock(), "down": threading.Lock()}  # one line each way, shared
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)  # close() cannot wake a blocked accept(): poll the stop flag
-        self.port: int = self._listener.getsockname()[1]
         self.started = time.monotonic()
-        self._threads = [threading.Thread(target=self._accept, daemon=True),
-                         threading.Thread(target=self._cutter, daemon=True)]
 
     def start(self) -> StreamProxy:
-        """Start accepting; return self."""
+        """Start accepting and the cut clock; return self."""
         self.started = time.monotonic()
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop, reset every connection and wait for the threads."""
-        self._stop.set()
-        self._listener.close()
-        self._reset_all()
-        for thread in self._threads:
-            thread.join(5)
+        self._spawn(self._cutter)
+        return super().start()
 
     def counts(self) -> dict[str, Counts]:
         """``{"up": Counts, "down": Counts}``: bytes read from each side."""
@@ -65,38 +49,24 @@ class StreamProxy:
     def _cutter(self) -> None:
         while not self._stop.wait(0.05):
             if self.is_down():
-                self._reset_all()
+                self.cut_all()
 
-    def _reset_all(self) -> None:
-        with self._lock:
-            sockets, self._open = self._open, []
-        for sock in sockets:
-            cut(sock)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if self.is_down():
-                cut(client)
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            except OSError:
-                cut(client)
-                continue
-            with self._lock:
-                self._open += [client, upstream]
-            for src, dst, side in ((client, upstream, "up"), (upstream, client, "down")):
-                queue: deque[tuple[float, bytes]] = deque()
-                ready = threading.Condition()
-                counts, line = getattr(self, side), self._lines[side]
-                threading.Thread(target=self._read, args=(src, queue, ready, counts), daemon=True).start()
-                threading.Thread(target=self._send, args=(dst, queue, ready, line), daemon=True).start()
+    def accepted(self, client: socket.socket) -> None:
+        if self.is_down():
+            cut(client)
+            return
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        except OSError:
+            cut(client)
+            return
+        self._hold(client, upstream)
+        for src, dst, side in ((client, upstream, "up"), (upstream, client, "down")):
+            queue: deque[tuple[float, bytes]] = deque()
+            ready = threading.Condition()
+            counts, line = getattr(self, side), self._lines[side]
+            threading.Thread(target=self._read, args=(src, queue, ready, counts), daemon=True).start()
+            threading.Thread(target=self._send, args=(dst, queue, ready, line), daemon=True).start()
 
     def _read(self, src: socket.socket, queue: deque[tuple[float, bytes]], ready: threading.Condition,
               counts: Counts) -> None:

@@ -10,64 +10,26 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable
-from bench.sockets import cut, half_close, recv_some, send_all
+
+from bench.sockets import LoopbackProxy, half_close, recv_some, send_all
 
 REQUEST_LINE = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|COPY) (\S+) HTTP/1\.[01]\r\n")
 Watcher = Callable[[str, str], None]
 HOLD_S = 20.0  # how long a new connection waits for a server to take over
 
 
-class WatchingProxy:
+class WatchingProxy(LoopbackProxy):
     """Forward ``127.0.0.1:<port>`` to ``upstream_port``; call ``watcher(method, path)`` per request."""
 
     def __init__(self, upstream_port: int, watcher: Watcher) -> None:
-        self.upstream_port = upstream_port
+        super().__init__(upstream_port)
         self.watcher = watcher
-        self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._listener.settimeout(0.1)  # close() cannot wake a blocked accept(): poll the stop flag
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
 
-    def start(self) -> WatchingProxy:
-        """Start accepting; return self."""
-        self._acceptor.start()
-        return self
-
-    def close(self) -> None:
-        """Stop accepting, cut every open connection and wait for the threads."""
-        self._stop.set()
-        self._listener.close()
-        self.cut_all()
-        self._acceptor.join(5)
-        for thread in list(self._threads):
-            thread.join(5)
-
-    def cut_all(self) -> None:
-        """Cut every open connection (the kernel does the same to a killed server's sockets)."""
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            cut(sock)
-
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # closed
-            with self._lock:
-                self._sockets.add(client)
-                self._threads = [t for t in self._threads if t.is_alive()]
-            self._spawn(self._connect, client)
+    def accepted(self, client: socket.socket) -> None:
+        self._hold(client)
+        self._spawn(self._connect, client)
 
     def _connect(self, client: socket.socket) -> None:
         """Connect the client to the serving server, waiting up to ``HOLD_S`` while the server is down.
@@ -86,17 +48,10 @@ class WatchingProxy:
                     self._forget(client)
                     return
                 time.sleep(0.05)
-        with self._lock:
-            self._sockets.add(upstream)
+        self._hold(upstream)
         ends: list[str] = []  # the directions finished so far; the pair closes after both
         self._spawn(self._pump_requests, client, upstream, ends)
         self._spawn(self._pump, upstream, client, ends)
-
-    def _spawn(self, target: Callable[..., None], *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        with self._lock:
-            self._threads.append(thread)
-        thread.start()
 
     def _pump_requests(self, src: socket.socket, dst: socket.socket, ends: list[str]) -> None:
         """Client to server, reporting each request line after it went out."""
@@ -132,10 +87,3 @@ class WatchingProxy:
             half_close(receiver)
             return
         self._forget(client, upstream)
-
-    def _forget(self, *sockets: socket.socket) -> None:
-        """Close sockets for good."""
-        for sock in sockets:
-            cut(sock)
-        with self._lock:
-            self._sockets -= set(sockets)

@@ -17,77 +17,40 @@ from __future__ import annotations
 
 import random
 import socket
-import threading
 from collections import Counter
-from bench.sockets import cut, recv_some, send_all
+
+from bench.sockets import LoopbackProxy, cut, recv_some, send_all
 
 FAULTS = ("drop_request", "drop_response", "truncate", "stall", "refuse_503")
 RAW_503 = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-class FaultProxy:
+class FaultProxy(LoopbackProxy):
     """Forward ``127.0.0.1:<port>`` to ``upstream_port``, injecting faults into some connections."""
 
     def __init__(self, upstream_port: int, *, seed: int = 1, fault_rate: float = 0.5,
                  weights: tuple[float, ...] = (3, 3, 3, 0.4, 2), max_offset: int = 4000, stall: float = 0.8) -> None:
-        self.upstream_port = upstream_port
+        super().__init__(upstream_port)
         self.rng = random.Random(seed)
         self.fault_rate, self.weights, self.max_offset, self.stall = fault_rate, weights, max_offset, stall
         self.counts: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._listener.settimeout(0.1)  # close() cannot wake a blocked accept(): poll for the stop flag
-        self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
-
-    def start(self) -> FaultProxy:
-        """Start accepting; return self."""
-        self._acceptor.start()
-        return self
-
-    def close(self) -> None:
-        """Stop accepting, cut every open connection and wait for the threads."""
-        self._stop.set()
-        self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                cut(sock)
-        self._acceptor.join(5)
-        for thread in list(self._threads):
-            thread.join(5)
 
     def _plan(self) -> tuple[str, int]:
         if self.rng.random() >= self.fault_rate:
             return "pass", 0
         return self.rng.choices(FAULTS, self.weights)[0], self.rng.randrange(self.max_offset)
 
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # closed
-            kind, offset = self._plan()
-            self.counts[kind] += 1
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            except OSError:
-                cut(client)
-                continue
-            with self._lock:
-                self._sockets += [client, upstream]
-            self._spawn(self._pump_request, client, upstream, kind, offset)
-            self._spawn(self._pump_response, upstream, client, kind, offset)
-
-    def _spawn(self, target: object, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
-        self._threads.append(thread)
-        thread.start()
+    def accepted(self, client: socket.socket) -> None:
+        kind, offset = self._plan()  # in the accept loop: one connection at a time, so the seed fixes the plans
+        self.counts[kind] += 1
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        except OSError:
+            cut(client)
+            return
+        self._hold(client, upstream)
+        self._spawn(self._pump_request, client, upstream, kind, offset)
+        self._spawn(self._pump_response, upstream, client, kind, offset)
 
     def _pump_request(self, src: socket.socket, dst: socket.socket, kind: str, offset: int) -> None:
         """Client to server."""
