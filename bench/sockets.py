@@ -91,6 +91,16 @@ class LoopbackProxy:
                 return  # closed
             self.accepted(client)
 
+    def _upstream_for(self, client: socket.socket) -> socket.socket | None:
+        """A connection to the upstream, both ends held; None (and ``client`` cut) when it refuses."""
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        except OSError:
+            cut(client)
+            return None
+        self._hold(client, upstream)
+        return upstream
+
     def _hold(self, *sockets: socket.socket) -> None:
         """Keep ``sockets`` to be cut by ``cut_all`` and ``close``."""
         with self._lock:

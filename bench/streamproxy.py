@@ -55,12 +55,9 @@ class StreamProxy(LoopbackProxy):
         if self.is_down():
             cut(client)
             return
-        try:
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-        except OSError:
-            cut(client)
+        upstream = self._upstream_for(client)
+        if upstream is None:
             return
-        self._hold(client, upstream)
         for src, dst, side in ((client, upstream, "up"), (upstream, client, "down")):
             queue: deque[tuple[float, bytes]] = deque()
             ready = threading.Condition()

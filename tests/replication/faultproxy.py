@@ -43,12 +43,9 @@ class FaultProxy(LoopbackProxy):
     def accepted(self, client: socket.socket) -> None:
         kind, offset = self._plan()  # in the accept loop: one connection at a time, so the seed fixes the plans
         self.counts[kind] += 1
-        try:
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-        except OSError:
-            cut(client)
+        upstream = self._upstream_for(client)
+        if upstream is None:
             return
-        self._hold(client, upstream)
         self._spawn(self._pump_request, client, upstream, kind, offset)
         self._spawn(self._pump_response, upstream, client, kind, offset)
 
