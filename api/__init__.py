@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from flask_compress import Compress
 from flask_wtf.csrf import CSRFProtect
 
 from models import db
@@ -48,19 +47,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = os.environ.get("WASL_SECRET_KEY") or _secret_key(app.instance_path)
-    # JSON replies shrink four- to tenfold under gzip: on a 2G link that is most of a sync's
-    # time. Streamed feeds stay uncompressed, or their heartbeats would sit in a buffer.
-    app.config.setdefault("COMPRESS_MIMETYPES", ["application/json"])
-    app.config.setdefault("COMPRESS_ALGORITHM", ["gzip"])
-    app.config.setdefault("COMPRESS_LEVEL", int(os.environ.get("WASL_GZIP_LEVEL", 5)))
-    app.config.setdefault("COMPRESS_MIN_SIZE", 1024)
-    app.config.setdefault("COMPRESS_STREAMS", False)
-    app.config.setdefault("COMPRESS_EVALUATE_CONDITIONAL_REQUEST", False)
-    Compress(app)
     from .sessions import CookieSessions
     app.session_interface = CookieSessions()
     db.init_app(app)
-    from . import errors, ratelimit, security
+    from . import compression, errors, ratelimit, security
+    compression.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     ratelimit.init_app(app)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
+from . import jsoncodec
 from .docs import Json
 from .revs import format_rev, parse_rev
 from .revtree import (collect_conflicts, collect_deleted_conflicts, collect_leaves, rev_ancestry, revs_info)
@@ -140,6 +141,32 @@ def build_doc(doc: DocRow, rev: str, body: Json | None, opts: ReadOptions) -> Js
     if opts.local_seq:
         out["_local_seq"] = doc.seq
     return out
+
+
+def spliced_winner(doc: DocRow, text: str, opts: ReadOptions) -> jsoncodec.Spliced | None:
+    """``build_doc`` of the winner of a live, unbranched document, written around its stored text; else None.
+
+    A pull's ``_bulk_get`` asks for exactly this a hundred times a batch, and parsing each
+    stored body only to write it out again was a tenth of the request. A body with ``"_``
+    anywhere in its text (``_attachments``, which are rewritten as stubs, among them) is
+    left to ``build_doc``, as is every option that adds more than ``_revisions``: an
+    unbranched tree has no conflicts to list.
+    """
+    if doc.deleted or opts.revs_info or opts.local_seq or '"_' in text:
+        return None
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    hashes = linear_hashes(doc)
+    if hashes is None:
+        return None
+    head = f'{{"_id":{jsoncodec.dumps(doc.doc_id)},"_rev":{jsoncodec.dumps(doc.winning_rev)}'
+    fields = text[1:-1].strip()
+    parts = [head, "," + fields if fields else ""]
+    if opts.revs:
+        start = doc.rev_tree[0]["pos"] + len(hashes) - 1
+        parts.append(f',"_revisions":{{"start":{start},"ids":{jsoncodec.dumps(hashes)}}}')
+    parts.append("}")
+    return jsoncodec.Spliced("".join(parts), doc.doc_id, doc.winning_rev)
 
 
 def leaf_rank(doc: DocRow, rev: str) -> tuple[bool, int, str]:

@@ -13,6 +13,31 @@ from typing import Any
 import orjson
 
 
+class Spliced:
+    """A value already written as JSON text (a stored body with a few fields around it), embedded as is.
+
+    ``dumpb`` writes ``text`` into the reply without parsing it; ``doc_id`` and ``rev`` say
+    which revision it is, for the audit of what a reply carried.
+    """
+
+    __slots__ = ("text", "doc_id", "rev")
+
+    def __init__(self, text: str, doc_id: str, rev: str) -> None:
+        self.text, self.doc_id, self.rev = text, doc_id, rev
+
+
+def _fragment(value: Any) -> orjson.Fragment:
+    if isinstance(value, Spliced):
+        return orjson.Fragment(value.text)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _parsed(value: Any) -> Any:
+    if isinstance(value, Spliced):
+        return json.loads(value.text)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def loads(data: str | bytes) -> Any:
     """Parse JSON; raise ``ValueError`` for anything that is not strict JSON."""
     return orjson.loads(data)  # orjson.JSONDecodeError subclasses ValueError
@@ -27,8 +52,8 @@ def dumps(obj: Any) -> str:
 
 
 def dumpb(obj: Any) -> bytes:
-    """Like ``dumps``, as UTF-8 bytes for a response body."""
+    """Like ``dumps``, as UTF-8 bytes for a response body; ``Spliced`` values go in as they are."""
     try:
-        return orjson.dumps(obj)
+        return orjson.dumps(obj, default=_fragment)
     except TypeError:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_parsed).encode()

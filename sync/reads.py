@@ -14,11 +14,12 @@ from typing import Any
 
 from .docs import Json
 from .docview import (ReadOptions, ancestry, build_doc, find_doc, find_docs, leaf_deleted, leaf_rank, leaf_revs,
-                      linear_hashes, load_bodies, render_attachments)
+                      linear_hashes, load_bodies, render_attachments, spliced_winner)
 from .errors import BadRequest, CouchError, NotFound
 from .revs import parse_rev
 from .revtree import leaves_under, possible_ancestors, rev_exists
-from .rows import DocRow
+from .jsoncodec import loads
+from .rows import DocRow, body_texts_of
 from .scopefeed import Reader
 from .store import get_database, load_blob
 
@@ -91,8 +92,12 @@ def resolve_revs(doc: DocRow | None, wanted: list[str], latest: bool, opts: Read
 
 
 def bulk_get(db_name: str, requests: list[Any], latest: bool, opts: ReadOptions, *,
-             reader: Reader | None = None) -> list[Json]:
-    """``_bulk_get``: one result per request, errors as items (never raised)."""
+             reader: Reader | None = None, splice: bool = False) -> list[Json]:
+    """``_bulk_get``: one result per request, errors as items (never raised).
+
+    With ``splice`` (a reply about to be written out), a live unbranched winner comes back
+    as ``jsoncodec.Spliced`` text around its stored body instead of a parsed dict.
+    """
     database = get_database(db_name)
     ids = list({r.get("id") for r in requests if isinstance(r, dict) and isinstance(r.get("id"), str)})
     docs = find_docs(database.id, ids, reader)
@@ -103,7 +108,7 @@ def bulk_get(db_name: str, requests: list[Any], latest: bool, opts: ReadOptions,
         doc, revs = plan[-1][1], plan[-1][2]
         if doc is not None and isinstance(revs, list):
             pairs.extend((doc.id, r) for r in revs)
-    bodies = load_bodies(pairs)
+    texts = body_texts_of(pairs)
     results = []
     for req, doc, revs in plan:
         doc_id = req.get("id") if isinstance(req, dict) else None
@@ -115,10 +120,13 @@ def bulk_get(db_name: str, requests: list[Any], latest: bool, opts: ReadOptions,
         req_opts = _with_atts_since(opts, req)
         if doc is not None and len(revs) == 1 and revs[0] == doc.winning_rev:
             # The common case: one request for the winner. It exists, so only its body may be missing.
-            body = bodies.get((doc.id, revs[0]))
-            if body is not None:
-                results.append({"id": doc_id, "docs": [{"ok": build_doc(doc, revs[0], body, req_opts)}]})
+            text = texts.get((doc.id, revs[0]))
+            if text is not None:
+                spliced = spliced_winner(doc, text, req_opts) if splice else None
+                built = spliced or build_doc(doc, revs[0], loads(text), req_opts)
+                results.append({"id": doc_id, "docs": [{"ok": built}]})
                 continue
+        bodies = {} if doc is None else {(doc.id, r): loads(texts[(doc.id, r)]) for r in revs if (doc.id, r) in texts}
         entries = resolve_revs(doc, revs, False, req_opts, bodies)
         docs_out = [e if "ok" in e else {"error": {"id": doc_id, "rev": e["missing"], "error": "not_found",
                                                    "reason": "missing"}} for e in entries]

@@ -102,11 +102,16 @@ def docs_newest_first(database_id: int, limit: int | None) -> list[DocRow]:
 
 def bodies_of(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Any]:
     """Stored bodies for (document pk, rev) pairs, parsed."""
+    return {pair: jsoncodec.loads(text) for pair, text in body_texts_of(pairs).items()}
+
+
+def body_texts_of(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """Stored bodies for (document pk, rev) pairs, as the JSON text they are stored as."""
     wanted = list(dict.fromkeys(pairs))
-    out: dict[tuple[int, str], Any] = {}
+    out: dict[tuple[int, str], str] = {}
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
         params = [value for pair in chunk for value in pair]
         for pk, rev, body in fetch(_BODIES.format(pairs=marks(len(chunk), 2)), params):
-            out[(pk, rev)] = jsoncodec.loads(body)
+            out[(pk, rev)] = body
     return out

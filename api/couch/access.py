@@ -22,6 +22,7 @@ from flask import current_app, g, request
 from sync import audit, scopeindex
 from sync.access_gate import AccessGate
 from sync.errors import DatabaseNotFound, Forbidden
+from sync.jsoncodec import Spliced
 from sync.records.quarantine import RecordsGate
 from sync.scope import Scope, is_admin
 from sync.scopefeed import Reader
@@ -97,8 +98,9 @@ def audit_found(db_name: str, entries: Iterable[Any], via: str) -> None:
     """Audit ``{"ok": doc}`` entries (``open_revs``, ``_bulk_get`` results)."""
     if db_name != records_db() or request.method == "HEAD":
         return
-    audit_reads(db_name, [(e["ok"]["_id"], e["ok"]["_rev"]) for e in entries
-                          if isinstance(e, dict) and isinstance(e.get("ok"), dict)], via)
+    found = [e["ok"] for e in entries if isinstance(e, dict) and "ok" in e]
+    audit_reads(db_name, [(d.doc_id, d.rev) if isinstance(d, Spliced) else (d["_id"], d["_rev"]) for d in found
+                          if isinstance(d, (dict, Spliced))], via)
 
 
 def local_id(db_name: str, doc_id: str) -> str:

@@ -159,7 +159,7 @@ def bulk_get(db_name: str) -> Response:
     if body.get("attachments"):
         opts = reads.ReadOptions(**{**opts.__dict__, "attachments": True})
     latest = qbool("latest") or bool(body.get("latest"))
-    results = reads.bulk_get(db_name, docs, latest, opts, reader=reader(db_name))
+    results = reads.bulk_get(db_name, docs, latest, opts, reader=reader(db_name), splice=True)
     audit_found(db_name, [e for item in results for e in item.get("docs", ())], "bulk_get")
     return send({"results": results})
 

@@ -27,7 +27,7 @@ from sync.records.demo import load_demo
 from sync.records.demodata import CAMPAIGN_ID
 from tests.conftest import ADMIN
 
-# identity: the WSGI transport hands schemathesis the body as sent, and gzip (Flask-Compress) it cannot read.
+# identity: the WSGI transport hands schemathesis the body as sent, and gzip (api.compression) it cannot read.
 HEADERS = {"Authorization": "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode(),
            "Accept-Encoding": "identity"}
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
