@@ -9,7 +9,8 @@ A WSGI middleware, so every route (CouchDB, device, REST) sees an ordinary body 
 real ``Content-Length``, and the request size limit (``MAX_CONTENT_LENGTH``) applies to the
 inflated bytes: a small body that would inflate past it (a "zip bomb") is refused with 413
 after inflating no more than the limit. A body that is not valid gzip gets 400, any other
-encoding 415; in each case the app never runs, so nothing changes.
+encoding 415; in each case the app never runs, so nothing changes, and the refusal carries
+the headers every reply carries (``api.security.EVERY_REPLY``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import json
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from .security import EVERY_REPLY
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 GZIP = ("gzip", "x-gzip")
@@ -79,7 +82,7 @@ class InflateRequests:
         except Refused as refused:
             reply = json.dumps({"error": refused.error, "reason": refused.reason}).encode()
             start_response(refused.status, [("Content-Type", "application/json"),
-                                            ("Content-Length", str(len(reply)))])
+                                            ("Content-Length", str(len(reply))), *EVERY_REPLY])
             return [reply]
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))

@@ -112,11 +112,14 @@ def failures() -> FailureCounter:
     return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
 
 
+# On every reply, including those refused before the app runs (api/inflate.py).
+EVERY_REPLY = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"))
+
+
 def _headers(resp: Response) -> Response:
     headers = resp.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
+    for name, value in EVERY_REPLY:
+        headers.setdefault(name, value)
     html = resp.mimetype == "text/html"
     if html:
         headers.setdefault("Content-Security-Policy", CSP)

@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from bench import fleetdocs
+from bench.groups import stop_group
 from bench.replication import ROOT, VENV_BIN, free_port, wait_until_up
 from wasl_cli.serve import gunicorn_command
 
@@ -111,16 +112,7 @@ def _process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
     try:
         yield proc
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(15)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(proc, timeout=15)
 
 
 @contextmanager

@@ -36,7 +36,7 @@ NO_BULK_GET = (400, 404, 405)
 LOCAL_PUT_ATTEMPTS = 3
 # Bodies this small gain less from gzip than its 18-byte frame and the header cost.
 COMPRESS_MIN_BYTES = 1024
-COMPRESS_LEVEL = 5  # the server's own level for its replies (api/__init__.py)
+COMPRESS_LEVEL = 5  # the server's own level for its replies (api/compression.py)
 
 
 @dataclass(frozen=True)

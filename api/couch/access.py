@@ -94,6 +94,19 @@ def audit_rows(db_name: str, rows: Iterable[Any], via: str) -> None:
                           if isinstance(row, dict) and isinstance(row.get("doc"), dict)], via)
 
 
+def audit_view_rows(db_name: str, rows: Iterable[Any], view: str) -> None:
+    """Audit the documents a view's rows came from (detail ``view``: ``design/name``).
+
+    A map row's key and value are read out of its document, so a row counts even without
+    ``include_docs``; a reduced row names no document and is not audited.
+    """
+    def named(row: dict[str, Any]) -> str | tuple[str, str]:
+        doc = row.get("doc")
+        return (row["id"], doc["_rev"]) if isinstance(doc, dict) and isinstance(doc.get("_rev"), str) else row["id"]
+    audit_reads(db_name, [named(row) for row in rows if isinstance(row, dict) and isinstance(row.get("id"), str)],
+                "view", view=view)
+
+
 def audit_found(db_name: str, entries: Iterable[Any], via: str) -> None:
     """Audit ``{"ok": doc}`` entries (``open_revs``, ``_bulk_get`` results)."""
     if db_name != records_db() or request.method == "HEAD":

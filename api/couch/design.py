@@ -8,6 +8,7 @@ from flask import Response, request
 from sync.errors import BadRequest
 from sync.views import ViewQuery, query_view
 
+from . import access
 from .params import json_object, qbool, qint, qjson, send
 
 
@@ -38,5 +39,7 @@ def _view_query() -> ViewQuery:
 
 
 def view(db_name: str, ddoc: str, view_name: str) -> Response:
-    """Query a design document's view."""
-    return send(query_view(db_name, ddoc, view_name, _view_query()))
+    """Query a design document's view (audited like any read of the records database)."""
+    result = query_view(db_name, ddoc, view_name, _view_query())
+    access.audit_view_rows(db_name, result["rows"], f"{ddoc}/{view_name}")
+    return send(result)

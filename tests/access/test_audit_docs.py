@@ -23,6 +23,7 @@ from models.health import Patient, Referral, Visit
 from sync import audit
 from sync.devices import create_code, enrol
 from sync.store import create_database
+from tests.pouch import require_peer
 from tests.village import chw_in_village, patient, visit
 
 DB = "records"
@@ -113,6 +114,27 @@ def test_each_endpoint_audits_one_entry_per_document_read(app: Flask, client: Fl
                 for doc_id, rev in expected]
         assert sorted(reads(app), key=lambda r: r[1]) == want, via
         assert len(inserts) == 1, (via, inserts)  # one set-wise insert per request
+
+
+def test_an_admin_view_is_audited_per_document_its_rows_came_from(app: Flask, client: FlaskClient,
+                                                                  tablet: dict[str, Any]) -> None:
+    require_peer()  # views run in Node
+    ddoc = {"views": {"by_type": {"map": "function (doc) { emit(doc.type, doc.patient_id || null); }",
+                                  "reduce": "_count"}}}
+    assert client.put(f"{URL}/_design/audit", json=ddoc).status_code == 201
+    revs, detail = tablet["revs"], {"via": "view", "view": "audit/by_type"}
+    clear(app)
+    rows = client.get(f"{URL}/_design/audit/_view/by_type?reduce=false").get_json()["rows"]
+    assert {r["id"] for r in rows} == set(revs)  # keys and values read out of the documents
+    assert sorted(reads(app), key=lambda r: r[1]) == [("admin", i, None, DB, detail) for i in sorted(revs)]
+    clear(app)
+    assert client.get(f"{URL}/_design/audit/_view/by_type?reduce=false&include_docs=true&key=%22visit%22"
+                      ).status_code == 200
+    assert sorted(reads(app), key=lambda r: r[1]) == [
+        ("admin", i, None, DB, {**detail, "rev": revs[i]}) for i in ("visit-1", "visit-2")]
+    clear(app)
+    assert client.get(f"{URL}/_design/audit/_view/by_type").get_json()["rows"] == [{"key": None, "value": 3}]
+    assert reads(app) == []  # a reduced row names no document
 
 
 def test_reads_that_return_no_body_are_not_audited(app: Flask, client: FlaskClient, tablet: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from api.security import EVERY_REPLY
 from sync.remote import COMPRESS_MIN_BYTES, RemoteDatabase
 from tests.api.helpers import assert_couch_error
 from tests.conftest import ADMIN, AUTH, make_app
@@ -76,6 +77,13 @@ def test_another_encoding_gets_415_and_changes_nothing(db_client: FlaskClient) -
     resp = post_bulk(db_client, json.dumps({"docs": DOCS[:1]}).encode(), "br")
     assert_couch_error(resp, 415, "bad_content_type", "Content-Encoding must be gzip or identity")
     assert doc_count(db_client) == 0
+
+
+def test_a_refusal_carries_the_headers_every_reply_carries(db_client: FlaskClient) -> None:
+    answered = db_client.get("/couch/wasl")
+    for resp in (post_bulk(db_client, b"not gzip at all"), post_bulk(db_client, b"{}", "br")):
+        for name, value in EVERY_REPLY:
+            assert resp.headers[name] == value == answered.headers[name], name
 
 
 def test_the_size_limit_applies_to_the_inflated_body(tmp_path: Path) -> None:

@@ -11,9 +11,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.groups import stop_group
 from bench.replication import ROOT, VENV_BIN, free_port
-
-from ..device.helpers import kill_group
 
 DB_NAME = "records"
 START_TIMEOUT_S = 60
@@ -65,7 +64,7 @@ class Server:
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                kill_group(proc, signal.SIGKILL)
+                stop_group(proc, signal.SIGKILL)
                 raise RuntimeError(f"gunicorn did not answer in {START_TIMEOUT_S} s:\n{self.log_tail()}")
             time.sleep(0.05)
 
@@ -103,7 +102,7 @@ class Server:
     def kill(self) -> None:
         """SIGKILL the serving master and its worker at once (the whole process group); the next takes over."""
         assert self.proc is not None
-        kill_group(self.proc, signal.SIGKILL)
+        stop_group(self.proc, signal.SIGKILL)
         assert self.proc.returncode == -signal.SIGKILL, self.proc.returncode
         self._take_next()
 
@@ -115,7 +114,7 @@ class Server:
         """
         for proc in self._procs:
             if proc.poll() is None:
-                kill_group(proc, signal.SIGKILL)
+                stop_group(proc, signal.SIGKILL)
         if self._booting is not None:
             self._booting.join(START_TIMEOUT_S + 5)
 

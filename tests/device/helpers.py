@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import crypto
+from bench.groups import stop_group
 from bench.replication import ROOT, VENV_BIN, wait_until_up
 from sync.device import DeviceStore
 
@@ -147,17 +147,4 @@ def gunicorn(workdir: Path, port: int, password: str = ADMIN[1]) -> Iterator[sub
         wait_until_up(f"http://127.0.0.1:{port}/couch/", proc, log)
         yield proc
     finally:
-        kill_group(proc, signal.SIGTERM)
-
-
-def kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Send ``sig`` to the server's whole process group (master and worker) and reap the master."""
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        stop_group(proc)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.groups import stop_group
 from bench.replication import free_port, make_docs
 from sync import checkpoint
 from sync.device import DeviceStore
@@ -18,7 +19,7 @@ from sync.remote import RemoteDatabase
 from sync.replicator import ReplicationResult, Replicator
 
 from ..replication.helpers import ADMIN, Db, Wrapped
-from .helpers import FAST, PIN, gunicorn, kill_group, wasl_init
+from .helpers import FAST, PIN, gunicorn, wasl_init
 
 TOTAL = 3000
 BATCH = 100
@@ -71,7 +72,7 @@ def test_push_resumes_after_server_sigkill(tmp_path: Path) -> None:
             thread = threading.Thread(target=run)
             thread.start()
             assert posting.wait(30), f"no {KILL_AFTER_BATCHES} batches in 30 s: {calls}"
-            kill_group(proc, signal.SIGKILL)
+            stop_group(proc, signal.SIGKILL)
             thread.join(30)
             assert not thread.is_alive()
         assert proc.returncode == -signal.SIGKILL
