@@ -35,7 +35,13 @@ def figures(plan: Plan, run: DeviceRun) -> dict[str, Any]:
             "bytes_per_doc": (up["bytes"] + down["bytes"]) / plan.docs, "seconds": run.seconds,
             "retransmitted_share": again / payload if payload else None,
             "lost_packets": up["lost_packets"] + down["lost_packets"], "cut_packets": up["cut_packets"]
-            + down["cut_packets"], "failed_runs": run.failed_runs, "converged": run.converged}
+            + down["cut_packets"], "failed_runs": run.failed_runs, "failures": run.failures,
+            "converged": run.converged}
+
+
+def failed(f: dict[str, Any]) -> str:
+    """The failed syncs and how each ended: "1 (exit -9 after 180 s)"."""
+    return f"{f['failed_runs']} ({'; '.join(f['failures'])})" if f["failures"] else str(f["failed_runs"])
 
 
 def table(plan: Plan, runs: tuple[DeviceRun, ...]) -> str:
@@ -47,7 +53,7 @@ def table(plan: Plan, runs: tuple[DeviceRun, ...]) -> str:
         share = "n/a" if f["retransmitted_share"] is None else f"{f['retransmitted_share']:.0%}"
         lines.append(f"| {f['device']} | {f['docs']} | {f['bytes_up']:,} | {f['bytes_down']:,} | "
                      f"{f['bytes_per_doc']:,.0f} | {f['seconds']:.0f} | {share} | "
-                     f"{f['lost_packets']}/{f['cut_packets']} | {f['failed_runs']} | "
+                     f"{f['lost_packets']}/{f['cut_packets']} | {failed(f)} | "
                      f"{'yes' if f['converged'] else '**no**'} |")
     return "\n".join(lines)
 

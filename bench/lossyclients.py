@@ -135,6 +135,12 @@ class DeviceCli:
         """Runs that did not finish (the link broke them)."""
         return sum(1 for proc in self.runs if proc.returncode != 0)
 
+    @property
+    def failures(self) -> list[str]:
+        """How each failed run ended and when: "exit 1 after 95 s"; a run killed at its timeout shows exit -9."""
+        return [f"exit {proc.returncode} after {seconds:.0f} s"
+                for proc, seconds in zip(self.runs, self.seconds) if proc.returncode != 0]
+
 
 def run_peer(prefix: list[str], script: Json, timeout: float = 300) -> Json:
     """Run ``script`` in the PouchDB 9 peer inside a namespace; return its JSON result.

@@ -65,6 +65,7 @@ class DeviceRun:
     seconds: float = 0.0
     runs: int = 0
     failed_runs: int = 0
+    failures: list[str] = field(default_factory=list)  # how each failed run ended (tablet client only)
     counts: dict[str, Any] = field(default_factory=dict)
     peer: Json | None = None
     store: Path | None = None
@@ -163,6 +164,7 @@ def run_tablet(links: LinkSet, plan: Plan, held: list[Json], code: str, folder: 
             run.converged = True
             break
     run.seconds, run.runs, run.failed_runs = time.monotonic() - started, len(cli.runs), cli.failed_runs
+    run.failures = cli.failures
     return run
 
 
