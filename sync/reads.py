@@ -16,9 +16,9 @@ from .docs import Json
 from .docview import (ReadOptions, ancestry, build_doc, find_doc, find_docs, leaf_deleted, leaf_rank, leaf_revs,
                       linear_hashes, load_bodies, render_attachments, spliced_winner)
 from .errors import BadRequest, CouchError, NotFound
+from .jsoncodec import loads
 from .revs import parse_rev
 from .revtree import leaves_under, possible_ancestors, rev_exists
-from .jsoncodec import loads
 from .rows import DocRow, body_texts_of
 from .scopefeed import Reader
 from .store import get_database, load_blob

@@ -8,6 +8,7 @@ Screenshots are kept under the test's tmp_path and copied to test-artifacts/brow
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,11 @@ def test_an_organiser_creates_a_campaign_and_reads_its_progress(served: tuple[Fl
             page.select_option("select[name=sex]", "female")
             page.click("main form.filters button[type=submit]")
             expect(page.locator("main")).to_contain_text("eligible registered population: 4")
+            # The page's text can be in before its four charts have come back: wait for their replies
+            # (the response events arrive while Playwright waits), or the count below races them.
+            deadline = time.monotonic() + 15
+            while len(charts) < 8 and time.monotonic() < deadline:
+                page.wait_for_timeout(50)
             shot("progress-female")
         finally:
             browser.close()
