@@ -36,7 +36,7 @@ def figures(plan: Plan, run: DeviceRun) -> dict[str, Any]:
             "retransmitted_share": again / payload if payload else None,
             "lost_packets": up["lost_packets"] + down["lost_packets"], "cut_packets": up["cut_packets"]
             + down["cut_packets"], "failed_runs": run.failed_runs, "failures": run.failures,
-            "converged": run.converged}
+            "converged": run.converged, "note": run.note}
 
 
 def failed(f: dict[str, Any]) -> str:
@@ -54,7 +54,7 @@ def table(plan: Plan, runs: tuple[DeviceRun, ...]) -> str:
         lines.append(f"| {f['device']} | {f['docs']} | {f['bytes_up']:,} | {f['bytes_down']:,} | "
                      f"{f['bytes_per_doc']:,.0f} | {f['seconds']:.0f} | {share} | "
                      f"{f['lost_packets']}/{f['cut_packets']} | {failed(f)} | "
-                     f"{'yes' if f['converged'] else '**no**'} |")
+                     f"{'yes' if f['converged'] else '**no**'}{' (' + f['note'] + ')' if f['note'] else ''} |")
     return "\n".join(lines)
 
 
