@@ -85,12 +85,17 @@ def audit_reads(db_name: str, doc_ids: Iterable[str | tuple[str, str]], via: str
     audit.record_reads(user.name, db_name, ids, device_id=user.device_id, via=via, **detail)
 
 
+def _row_read(row: dict[str, Any]) -> str | tuple[str, str]:
+    """What a row read, as the audit names it: ``(id, rev)`` when it carries its document, else the id."""
+    doc = row.get("doc")
+    return (row["id"], doc["_rev"]) if isinstance(doc, dict) and isinstance(doc.get("_rev"), str) else row["id"]
+
+
 def audit_rows(db_name: str, rows: Iterable[Any], via: str) -> None:
     """Audit the documents carried by feed or ``_all_docs`` rows (their ``doc`` member)."""
     if db_name != records_db() or request.method == "HEAD":
         return
-    audit_reads(db_name, [(row["id"], row["doc"]["_rev"]) if isinstance(row["doc"].get("_rev"), str)
-                          else row["id"] for row in rows
+    audit_reads(db_name, [_row_read(row) for row in rows
                           if isinstance(row, dict) and isinstance(row.get("doc"), dict)], via)
 
 
@@ -100,11 +105,10 @@ def audit_view_rows(db_name: str, rows: Iterable[Any], view: str) -> None:
     A map row's key and value are read out of its document, so a row counts even without
     ``include_docs``; a reduced row names no document and is not audited.
     """
-    def named(row: dict[str, Any]) -> str | tuple[str, str]:
-        doc = row.get("doc")
-        return (row["id"], doc["_rev"]) if isinstance(doc, dict) and isinstance(doc.get("_rev"), str) else row["id"]
-    audit_reads(db_name, [named(row) for row in rows if isinstance(row, dict) and isinstance(row.get("id"), str)],
-                "view", view=view)
+    if db_name != records_db() or request.method == "HEAD":
+        return
+    audit_reads(db_name, [_row_read(row) for row in rows
+                          if isinstance(row, dict) and isinstance(row.get("id"), str)], "view", view=view)
 
 
 def audit_found(db_name: str, entries: Iterable[Any], via: str) -> None:
